@@ -1,0 +1,47 @@
+#include "bindings/bindings.h"
+#include "core/ops.h"
+
+namespace ember::bindings {
+
+static DType dt(const std::string& s) { return dtype_from_name(s); }
+static Device dev(const std::string& s) { return Device::parse(s); }
+
+void init_array(py::module_& m) {
+  py::class_<Array>(m, "Array")
+      .def_property_readonly("shape", [](const Array& a) { return py::tuple(py::cast(a.shape())); })
+      .def_property_readonly("strides", [](const Array& a) { return py::tuple(py::cast(a.strides())); })
+      .def_property_readonly("offset", &Array::offset)
+      .def_property_readonly("dtype", [](const Array& a) { return std::string(dtype_name(a.dtype())); })
+      .def_property_readonly("device", [](const Array& a) { return a.device().str(); })
+      .def_property_readonly("ndim", &Array::ndim)
+      .def_property_readonly("itemsize", &Array::itemsize)
+      .def_property_readonly("data_ptr", [](const Array& a) { return reinterpret_cast<uintptr_t>(a.raw()); })
+      .def_property_readonly("storage_nbytes", [](const Array& a) { return a.storage()->nbytes; })
+      .def("numel", &Array::numel)
+      .def("is_contiguous", &Array::is_contiguous)
+      .def("same_storage", [](const Array& a, const Array& b) { return a.storage() == b.storage(); })
+      .def("as_strided", &Array::as_strided)
+      .def("view", &Array::view)
+      .def("reshape", &Array::reshape)
+      .def("permute", &Array::permute)
+      .def("transpose", &Array::transpose)
+      .def("slice", &Array::slice)
+      .def("expand", &Array::expand)
+      .def("squeeze", &Array::squeeze)
+      .def("unsqueeze", &Array::unsqueeze)
+      .def("contiguous", &Array::contiguous)
+      .def("clone", &Array::clone)
+      .def("astype", [](const Array& a, const std::string& t) { return a.astype(dt(t)); })
+      .def("to", [](const Array& a, const std::string& d) { return a.to(dev(d)); })
+      .def("copy_", [](Array& dst, const Array& src) { copy_(dst, src); });
+
+  m.def("empty", [](const Shape& s, const std::string& t, const std::string& d) { return Array::empty(s, dt(t), dev(d)); });
+  m.def("full", [](const Shape& s, double v, const std::string& t, const std::string& d) { return full(s, v, dt(t), dev(d)); });
+  m.def("arange", [](double a, double b, double st, const std::string& t, const std::string& d) { return arange(a, b, st, dt(t), dev(d)); });
+  m.def("cat", &cat);
+  m.def("stack", &stack);
+  m.def("promote_types", [](const std::string& a, const std::string& b) { return std::string(dtype_name(promote_types(dt(a), dt(b)))); });
+  m.def("broadcast_shapes", [](const Shape& a, const Shape& b) { return broadcast_shapes(a, b, "broadcast"); });
+}
+
+}  // namespace ember::bindings

@@ -1,0 +1,48 @@
+// The kernel interface every backend implements with the same names: ember::cpu in csrc/cpu/*.cpp,
+// ember::cuda in csrc/cuda/*.cu (or csrc/cuda/no_cuda.cpp, whose functions throw). Inputs arrive
+// validated by core/ops.cpp: same device, matching shapes, outputs allocated and contiguous.
+#pragma once
+#include "core/ops.h"
+
+#define EMBER_BACKEND_API                                                                          \
+  /* memory.{cpp,cu} */                                                                            \
+  void* allocate(size_t nbytes, int device);                                                       \
+  void deallocate(void* p, int device);                                                            \
+  /* copy.{cpp,cu}: dst and src have the same shape; any strides, any dtypes. */                   \
+  void copy(const Array& src, Array& dst);                                                         \
+  void fill(Array& dst, double value);                                                             \
+  void arange(Array& out, double start, double step);                                              \
+  /* elementwise.{cpp,cu}: operands are already broadcast (expanded) to out's shape. */            \
+  void unary(UnaryOp op, const Array& x, Array& out, double lo, double hi);                        \
+  void unary_backward(UnaryOp op, const Array& x, const Array& grad, Array& out, double lo, double hi); \
+  void binary(BinaryOp op, const Array& a, const Array& b, Array& out);                            \
+  void where(const Array& cond, const Array& a, const Array& b, Array& out);                       \
+  /* reduce.{cpp,cu}: x contiguous, viewed as (outer, n, inner); reduces n. */                     \
+  void reduce(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_t n, int64_t inner,    \
+              int64_t correction);                                                                 \
+  /* index.{cpp,cu}: x viewed as (outer, n, inner) around dim; idx contiguous int64. */            \
+  void index_select(const Array& x, const Array& idx, Array& out, int64_t outer, int64_t n, int64_t inner); \
+  void index_add(const Array& src, const Array& idx, Array& out, int64_t outer, int64_t n, int64_t inner); \
+  void gather(const Array& x, const Array& idx, Array& out, int64_t outer, int64_t n, int64_t inner); \
+  void scatter_add(const Array& src, const Array& idx, Array& out, int64_t outer, int64_t n, int64_t inner); \
+  Array nonzero_flat(const Array& mask);                                                           \
+  /* random.{cpp,cu} */                                                                            \
+  void random_uniform(Array& out, double lo, double hi, uint64_t seed, uint64_t offset);           \
+  void random_normal(Array& out, double mean, double std, uint64_t seed, uint64_t offset);         \
+  void random_int(Array& out, int64_t lo, int64_t hi, uint64_t seed, uint64_t offset);
+
+namespace ember {
+namespace cpu { EMBER_BACKEND_API }
+namespace cuda {
+EMBER_BACKEND_API
+// Runtime (memory.cu): device count (0 when no driver/GPU), host<->device transfers, streams.
+int device_count();
+void memcpy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes);
+void synchronize(int device);
+size_t memory_allocated(int device);
+void* current_stream(int device);
+void set_current_stream(int device, void* stream);
+void stream_wait_current(int device, void* consumer_stream);  // consumer waits for our pending work
+bool compiled();
+}  // namespace cuda
+}  // namespace ember

@@ -1,0 +1,334 @@
+// Validation, output allocation and device dispatch for the ops in ops.h. Backends receive only
+// checked, broadcast, same-device operands (see backend.h).
+#include "core/ops.h"
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include "core/backend.h"
+#include "core/dispatch.h"
+
+namespace ember {
+
+// Calls cpu::fn or cuda::fn by the device of `dev`.
+#define EMBER_ON_DEVICE(dev, fn, ...) \
+  ((dev).kind == Device::cpu ? cpu::fn(__VA_ARGS__) : cuda::fn(__VA_ARGS__))
+
+bool is_comparison(BinaryOp op) { return op >= BinaryOp::eq; }
+
+static const char* unary_name(UnaryOp op) {
+  static const char* names[] = {"neg", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu",
+                                "gelu", "silu", "clamp", "sign", "square", "reciprocal", "gelu_tanh"};
+  return names[int(op)];
+}
+
+static bool float_only(UnaryOp op) {
+  return !(op == UnaryOp::neg || op == UnaryOp::abs || op == UnaryOp::relu || op == UnaryOp::clamp ||
+           op == UnaryOp::sign || op == UnaryOp::square);
+}
+
+static Array float_input(const Array& x) {
+  return is_floating(x.dtype()) ? x : x.astype(DType::float32);
+}
+
+Array unary(UnaryOp op, const Array& x, double lo, double hi) {
+  const char* name = unary_name(op);
+  if (x.dtype() == DType::bool_ && !float_only(op))
+    fail<TypeError>(name, "not supported for bool arrays (shape ", shape_str(x.shape()), ")");
+  Array in = float_only(op) ? float_input(x) : x;
+  Array out = Array::empty(in.shape(), in.dtype(), in.device());
+  EMBER_ON_DEVICE(in.device(), unary, op, in, out, lo, hi);
+  return out;
+}
+
+Array unary_backward(UnaryOp op, const Array& x, const Array& grad, double lo, double hi) {
+  const char* name = unary_name(op);
+  check_same_device(name, x, grad);
+  EMBER_CHECK(x.shape() == grad.shape(), name, "backward: grad shape ", shape_str(grad.shape()),
+              " differs from input shape ", shape_str(x.shape()));
+  DType t = is_floating(grad.dtype()) ? grad.dtype() : DType::float32;
+  Array xin = x.astype(t), g = grad.astype(t);
+  Array out = Array::empty(x.shape(), t, x.device());
+  EMBER_ON_DEVICE(x.device(), unary_backward, op, xin, g, out, lo, hi);
+  return out;
+}
+
+Array binary(BinaryOp op, const Array& a, const Array& b) {
+  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
+                                "eq", "ne", "lt", "le", "gt", "ge"};
+  const char* name = names[int(op)];
+  check_same_device(name, a, b);
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
+  DType t = promote_types(a.dtype(), b.dtype());
+  if (t == DType::bool_ && !is_comparison(op) && op != BinaryOp::maximum && op != BinaryOp::minimum)
+    t = DType::int64;  // arithmetic on bools counts in integers, as NumPy does
+  Array ea = a.astype(t).expand(shape), eb = b.astype(t).expand(shape);
+  Array out = Array::empty(shape, is_comparison(op) ? DType::bool_ : t, a.device());
+  EMBER_ON_DEVICE(a.device(), binary, op, ea, eb, out);
+  return out;
+}
+
+Array where(const Array& cond, const Array& a, const Array& b) {
+  check_same_device("where", cond, a);
+  check_same_device("where", a, b);
+  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  DType t = promote_types(a.dtype(), b.dtype());
+  Array c = cond.astype(DType::bool_).expand(shape);
+  Array ea = a.astype(t).expand(shape), eb = b.astype(t).expand(shape);
+  Array out = Array::empty(shape, t, a.device());
+  EMBER_ON_DEVICE(a.device(), where, c, ea, eb, out);
+  return out;
+}
+
+// ---- reductions ------------------------------------------------------------------------------
+
+static const char* reduce_name(ReduceOp op) {
+  static const char* names[] = {"sum", "mean", "max", "min", "argmax", "argmin", "var", "prod"};
+  return names[int(op)];
+}
+
+static DType reduce_out_dtype(ReduceOp op, DType in) {
+  switch (op) {
+    case ReduceOp::argmax: case ReduceOp::argmin: return DType::int64;
+    case ReduceOp::sum: case ReduceOp::prod: return is_floating(in) ? in : DType::int64;
+    case ReduceOp::mean: case ReduceOp::var: return in;  // input cast to float first
+    default: return in;
+  }
+}
+
+Array reduce(ReduceOp op, const Array& x, std::vector<int> dims, bool keepdim, int64_t correction) {
+  const char* name = reduce_name(op);
+  const int nd = x.ndim();
+  std::vector<bool> reduced(std::max(nd, 1), false);
+  if (dims.empty()) std::fill(reduced.begin(), reduced.end(), true);
+  for (int d : dims) {
+    int nd_ = normalize_dim(d, nd, name);
+    EMBER_CHECK(!reduced[nd_] || dims.empty(), name, "dim ", d, " repeated");
+    reduced[nd_] = true;
+  }
+  Array in = x;
+  if (op == ReduceOp::mean || op == ReduceOp::var) in = float_input(x);
+  else if (x.dtype() == DType::bool_) in = x.astype(DType::int64);
+
+  // Output shape, and the (outer, n, inner) view of the input.
+  Shape out_shape, kept_shape;
+  int64_t n = 1;
+  int first = -1, last = -1;
+  bool block = true;
+  for (int d = 0; d < nd; ++d) {
+    if (reduced[d]) {
+      n *= x.shape(d);
+      if (first < 0) first = d;
+      else if (last != d - 1) block = false;
+      last = d;
+      if (keepdim) out_shape.push_back(1);
+    } else {
+      out_shape.push_back(x.shape(d));
+      kept_shape.push_back(x.shape(d));
+    }
+  }
+  if ((op != ReduceOp::sum && op != ReduceOp::prod && op != ReduceOp::mean) && n == 0)
+    fail(name, "cannot reduce over an empty dimension (shape ", shape_str(x.shape()), ")");
+  int64_t outer = 1, inner = 1;
+  if (nd == 0 || !block) {
+    std::vector<int> order;  // kept dims first, then reduced dims, made contiguous
+    for (int d = 0; d < nd; ++d) if (!reduced[d]) order.push_back(d);
+    for (int d = 0; d < nd; ++d) if (reduced[d]) order.push_back(d);
+    in = nd ? in.permute(order).contiguous() : in.contiguous();
+    for (int64_t s : kept_shape) outer *= s;
+  } else {
+    in = in.contiguous();
+    for (int d = 0; d < first; ++d) outer *= x.shape(d);
+    for (int d = last + 1; d < nd; ++d) inner *= x.shape(d);
+  }
+  Array out = Array::empty(out_shape, reduce_out_dtype(op, in.dtype()), x.device());
+  EMBER_ON_DEVICE(x.device(), reduce, op, in, out, outer, n, inner, correction);
+  return out;
+}
+
+// ---- copy, fill, creation ----------------------------------------------------------------------
+
+void copy_(Array& dst, const Array& src_in) {
+  Array src = src_in.expand(dst.shape());
+  if (src.device() == dst.device()) {
+    EMBER_ON_DEVICE(dst.device(), copy, src, dst);
+    return;
+  }
+  // Across devices: cast and compact on the source side, move the bytes, scatter on the target side.
+  Array packed = src.astype(dst.dtype()).contiguous();
+  Array landing = dst.is_contiguous() ? dst : Array::empty(dst.shape(), dst.dtype(), dst.device());
+  cuda::memcpy_bytes(landing.raw(), landing.device(), packed.raw(), packed.device(), packed.nbytes());
+  if (!dst.is_contiguous()) EMBER_ON_DEVICE(dst.device(), copy, landing, dst);
+}
+
+Array full(const Shape& shape, double value, DType dtype, Device device) {
+  Array out = Array::empty(shape, dtype, device);
+  EMBER_ON_DEVICE(device, fill, out, value);
+  return out;
+}
+
+Array arange(double start, double stop, double step, DType dtype, Device device) {
+  EMBER_CHECK(step != 0 && std::isfinite(start) && std::isfinite(stop) && std::isfinite(step),
+              "arange", "needs finite start/stop and a non-zero step, got (", start, ", ", stop,
+              ", ", step, ")");
+  double len = std::ceil((stop - start) / step);
+  Array out = Array::empty({int64_t(std::max(len, 0.0))}, dtype, device);
+  EMBER_ON_DEVICE(device, arange, out, start, step);
+  return out;
+}
+
+Array cat(const std::vector<Array>& xs, int dim) {
+  EMBER_CHECK(!xs.empty(), "cat", "expects a non-empty list of arrays");
+  const Array& first = xs[0];
+  EMBER_CHECK(first.ndim() > 0, "cat", "zero-dimensional arrays cannot be concatenated");
+  dim = normalize_dim(dim, first.ndim(), "cat");
+  Shape shape = first.shape();
+  DType t = first.dtype();
+  shape[dim] = 0;
+  for (const Array& x : xs) {
+    check_same_device("cat", first, x);
+    bool ok = x.ndim() == first.ndim();
+    for (int d = 0; ok && d < x.ndim(); ++d) ok = d == dim || x.shape(d) == first.shape(d);
+    EMBER_CHECK(ok, "cat", "shapes must match except in dim ", dim, " (shapes ",
+                shape_str(first.shape()), " and ", shape_str(x.shape()), ")");
+    shape[dim] += x.shape(dim);
+    t = promote_types(t, x.dtype());
+  }
+  Array out = Array::empty(shape, t, first.device());
+  int64_t at = 0;
+  for (const Array& x : xs) {
+    Array part = out.slice(dim, at, at + x.shape(dim), 1);
+    copy_(part, x);
+    at += x.shape(dim);
+  }
+  return out;
+}
+
+Array stack(const std::vector<Array>& xs, int dim) {
+  EMBER_CHECK(!xs.empty(), "stack", "expects a non-empty list of arrays");
+  int n = xs[0].ndim() + 1;
+  if (dim < -n || dim >= n) fail<std::out_of_range>("stack", "dim ", dim, " out of range");
+  std::vector<Array> parts;
+  for (const Array& x : xs) {
+    EMBER_CHECK(x.shape() == xs[0].shape(), "stack", "all arrays must have one shape, got ",
+                shape_str(xs[0].shape()), " and ", shape_str(x.shape()));
+    parts.push_back(x.unsqueeze(dim));
+  }
+  return cat(parts, dim);
+}
+
+// ---- random ------------------------------------------------------------------------------------
+
+Array random_uniform(const Shape& shape, double lo, double hi, uint64_t seed, uint64_t offset,
+                     DType dtype, Device device) {
+  EMBER_CHECK_T(TypeError, is_floating(dtype), "rand", "needs a floating dtype, got ", dtype_name(dtype));
+  Array out = Array::empty(shape, dtype, device);
+  EMBER_ON_DEVICE(device, random_uniform, out, lo, hi, seed, offset);
+  return out;
+}
+
+Array random_normal(const Shape& shape, double mean, double std, uint64_t seed, uint64_t offset,
+                    DType dtype, Device device) {
+  EMBER_CHECK_T(TypeError, is_floating(dtype), "randn", "needs a floating dtype, got ", dtype_name(dtype));
+  EMBER_CHECK(std >= 0, "randn", "std must be >= 0, got ", std);
+  Array out = Array::empty(shape, dtype, device);
+  EMBER_ON_DEVICE(device, random_normal, out, mean, std, seed, offset);
+  return out;
+}
+
+Array random_int(const Shape& shape, int64_t lo, int64_t hi, uint64_t seed, uint64_t offset,
+                 DType dtype, Device device) {
+  EMBER_CHECK(hi > lo, "randint", "needs low < high, got low=", lo, ", high=", hi);
+  Array out = Array::empty(shape, dtype, device);
+  EMBER_ON_DEVICE(device, random_int, out, lo, hi, seed, offset);
+  return out;
+}
+
+// ---- indexing ----------------------------------------------------------------------------------
+
+// Checks every index lies in [-n, n) (negative ones count from the end), with one min/max
+// reduction; on CUDA this synchronizes, the price of an exception instead of a device fault.
+static void check_index_range(const char* op, const Array& idx, int64_t n, const Shape& xshape) {
+  dispatch_index(idx.dtype(), op, [](auto) {});
+  if (idx.numel() == 0) return;
+  Array mn = reduce(ReduceOp::min, idx, {}, false).astype(DType::int64).to(Device{});
+  Array mx = reduce(ReduceOp::max, idx, {}, false).astype(DType::int64).to(Device{});
+  int64_t lo = *mn.data<int64_t>(), hi = *mx.data<int64_t>();
+  if (lo < -n || hi >= n)
+    fail<std::out_of_range>(op, "index ", (lo < -n ? lo : hi), " is out of bounds for size ", n,
+                            " (shape ", shape_str(xshape), ")");
+}
+
+struct Split { int64_t outer = 1, n = 1, inner = 1; };
+static Split split_at(const Shape& s, int dim) {
+  Split r;
+  for (int d = 0; d < int(s.size()); ++d) (d < dim ? r.outer : d == dim ? r.n : r.inner) *= s[d];
+  return r;
+}
+
+Array index_select(const Array& x, int dim, const Array& idx) {
+  check_same_device("index_select", x, idx);
+  EMBER_CHECK(idx.ndim() <= 1, "index_select", "index must be 1-d, got shape ", shape_str(idx.shape()));
+  EMBER_CHECK(x.ndim() > 0, "index_select", "cannot index a 0-d array");
+  dim = normalize_dim(dim, x.ndim(), "index_select");
+  check_index_range("index_select", idx, x.shape(dim), x.shape());
+  Shape out_shape = x.shape();
+  out_shape[dim] = idx.numel();
+  Array out = Array::empty(out_shape, x.dtype(), x.device());
+  Split s = split_at(x.shape(), dim);
+  EMBER_ON_DEVICE(x.device(), index_select, x.contiguous(), idx.contiguous().reshape({idx.numel()}),
+                  out, s.outer, s.n, s.inner);
+  return out;
+}
+
+Array index_add(const Shape& shape, int dim, const Array& idx, const Array& src) {
+  check_same_device("index_add", src, idx);
+  dim = normalize_dim(dim, int(shape.size()), "index_add");
+  Shape expect = shape;
+  expect[dim] = idx.numel();
+  EMBER_CHECK(src.shape() == expect, "index_add", "src shape ", shape_str(src.shape()),
+              " does not match ", shape_str(expect));
+  check_index_range("index_add", idx, shape[dim], shape);
+  Array out = full(shape, 0.0, src.dtype(), src.device());
+  Split s = split_at(shape, dim);
+  EMBER_ON_DEVICE(src.device(), index_add, src.contiguous(), idx.contiguous().reshape({idx.numel()}),
+                  out, s.outer, s.n, s.inner);
+  return out;
+}
+
+static void check_gather_shapes(const char* op, const Shape& xs, const Shape& is, int dim) {
+  bool ok = xs.size() == is.size();
+  for (size_t d = 0; ok && d < xs.size(); ++d) ok = int(d) == dim || xs[d] == is[d];
+  EMBER_CHECK(ok, op, "index shape ", shape_str(is), " must match ", shape_str(xs),
+              " except in dim ", dim);
+}
+
+Array gather(const Array& x, int dim, const Array& idx) {
+  check_same_device("gather", x, idx);
+  dim = normalize_dim(dim, x.ndim(), "gather");
+  check_gather_shapes("gather", x.shape(), idx.shape(), dim);
+  check_index_range("gather", idx, x.ndim() ? x.shape(dim) : 1, x.shape());
+  Array out = Array::empty(idx.shape(), x.dtype(), x.device());
+  Split s = split_at(x.shape(), dim);
+  EMBER_ON_DEVICE(x.device(), gather, x.contiguous(), idx.contiguous(), out, s.outer, s.n, s.inner);
+  return out;
+}
+
+Array scatter_add(const Shape& shape, int dim, const Array& idx, const Array& src) {
+  check_same_device("scatter_add", src, idx);
+  dim = normalize_dim(dim, int(shape.size()), "scatter_add");
+  check_gather_shapes("scatter_add", shape, idx.shape(), dim);
+  EMBER_CHECK(src.shape() == idx.shape(), "scatter_add", "src shape ", shape_str(src.shape()),
+              " must equal index shape ", shape_str(idx.shape()));
+  check_index_range("scatter_add", idx, shape.empty() ? 1 : shape[dim], shape);
+  Array out = full(shape, 0.0, src.dtype(), src.device());
+  Split s = split_at(shape, dim);
+  EMBER_ON_DEVICE(src.device(), scatter_add, src.contiguous(), idx.contiguous(), out, s.outer, s.n, s.inner);
+  return out;
+}
+
+Array nonzero_flat(const Array& mask) {
+  Array m = mask.astype(DType::bool_).contiguous();
+  return EMBER_ON_DEVICE(m.device(), nonzero_flat, m);
+}
+
+}  // namespace ember

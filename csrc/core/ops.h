@@ -1,0 +1,51 @@
+// The public C++ API of ember's array library: each function validates its inputs, allocates the
+// output and dispatches on device (ember::cpu / ember::cuda, see backend.h) and dtype.
+#pragma once
+#include <cstdint>
+#include <vector>
+#include "core/array.h"
+
+namespace ember {
+
+enum class UnaryOp : uint8_t {
+  neg, exp, log, sqrt, abs, tanh, sigmoid, relu, gelu, silu, clamp, sign, square, reciprocal,
+  gelu_tanh
+};
+enum class BinaryOp : uint8_t {
+  add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge
+};
+enum class ReduceOp : uint8_t { sum, mean, max, min, argmax, argmin, var, prod };
+
+bool is_comparison(BinaryOp op);
+
+// Elementwise. clamp uses lo/hi (NaN = unbounded side).
+Array unary(UnaryOp op, const Array& x, double lo = 0, double hi = 0);
+// grad * d op(x) / dx, in one pass (the backward of unary).
+Array unary_backward(UnaryOp op, const Array& x, const Array& grad, double lo = 0, double hi = 0);
+Array binary(BinaryOp op, const Array& a, const Array& b);
+Array where(const Array& cond, const Array& a, const Array& b);
+
+// Reductions over any set of dims (empty = all). var uses `correction` (1 = unbiased).
+Array reduce(ReduceOp op, const Array& x, std::vector<int> dims, bool keepdim, int64_t correction = 1);
+
+// Copy / cast / fill / creation.
+void copy_(Array& dst, const Array& src);  // broadcasts src to dst's shape, casts dtype, any devices
+Array full(const Shape& shape, double value, DType dtype, Device device);
+Array arange(double start, double stop, double step, DType dtype, Device device);
+Array cat(const std::vector<Array>& xs, int dim);
+Array stack(const std::vector<Array>& xs, int dim);
+
+// Random fills from the counter-based Philox stream (seed, offset); same numbers on CPU and CUDA.
+Array random_uniform(const Shape& shape, double lo, double hi, uint64_t seed, uint64_t offset, DType dtype, Device device);
+Array random_normal(const Shape& shape, double mean, double std, uint64_t seed, uint64_t offset, DType dtype, Device device);
+Array random_int(const Shape& shape, int64_t lo, int64_t hi, uint64_t seed, uint64_t offset, DType dtype, Device device);
+
+// Indexing. idx is int64 or int32. index_select picks whole slices along dim; gather picks per element
+// (PyTorch semantics). Their backward ops add src into a zero array of `shape` (deterministic order).
+Array index_select(const Array& x, int dim, const Array& idx);
+Array index_add(const Shape& shape, int dim, const Array& idx, const Array& src);
+Array gather(const Array& x, int dim, const Array& idx);
+Array scatter_add(const Shape& shape, int dim, const Array& idx, const Array& src);
+Array nonzero_flat(const Array& mask);  // int64 positions of true elements in the flattened mask
+
+}  // namespace ember

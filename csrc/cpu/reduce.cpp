@@ -1,0 +1,199 @@
+// Reductions on the CPU. The input is contiguous and viewed as (outer, n, inner); each of the
+// outer*inner outputs folds n values. Work is cut into tasks of (outer row, a chunk of up to
+// kChunk inner columns, a range of n); each task keeps one accumulator per column, so the inner
+// loop walks memory contiguously (columns) and vectorises. When there are fewer tasks than threads,
+// n is split too and the partial accumulators are merged (sum, max, Welford's var all merge).
+#include <cmath>
+#include <limits>
+#include <vector>
+#include "core/backend.h"
+#include "core/dispatch.h"
+#include "cpu/parallel.h"
+#include "cpu/simd/kernels.h"
+
+namespace ember::cpu {
+namespace {
+
+constexpr int64_t kChunk = 256;  // inner columns per task: 256 accumulators stay in L1
+
+template <typename A> struct SumAcc {
+  A s = 0;
+  void add(A v, int64_t) { s += v; }
+  void merge(const SumAcc& o) { s += o.s; }
+};
+template <typename A> struct ProdAcc {
+  A p = 1;
+  void add(A v, int64_t) { p *= v; }
+  void merge(const ProdAcc& o) { p *= o.p; }
+};
+// max/min with NaN propagation; arg variants keep the first index of the extreme (NaN counts as
+// the extreme, as in NumPy and PyTorch).
+template <typename A, bool Max> struct ExtAcc {
+  A m = Max ? std::numeric_limits<A>::lowest() : std::numeric_limits<A>::max();
+  int64_t at = -1;
+  bool nan = false;
+  void add(A v, int64_t r) {
+    if (nan) return;
+    if (v != v) { nan = true; m = v; at = r; return; }
+    if (at < 0 || (Max ? v > m : v < m)) { m = v; at = r; }
+  }
+  void merge(const ExtAcc& o) {  // o covers a later range of n
+    if (nan || o.at < 0) return;
+    if (o.nan || at < 0 || (Max ? o.m > m : o.m < m)) { m = o.m; at = o.at; nan = o.nan; }
+  }
+};
+// Welford's running mean and sum of squared deviations; Chan's formula merges two ranges.
+struct VarAcc {
+  double count = 0, mean = 0, m2 = 0;
+  void add(double v, int64_t) {
+    count += 1;
+    double d = v - mean;
+    mean += d / count;
+    m2 += d * (v - mean);
+  }
+  void merge(const VarAcc& o) {
+    if (o.count == 0) return;
+    double total = count + o.count, d = o.mean - mean;
+    mean += d * o.count / total;
+    m2 += o.m2 + d * d * count * o.count / total;
+    count = total;
+  }
+};
+
+// Generic driver: Acc folds values of type A read from T; finish(acc) gives the output value.
+template <typename Acc, typename A, typename T, typename Out, typename Finish>
+void fold(const T* x, Out* out, int64_t outer, int64_t n, int64_t inner, Finish finish) {
+  const int64_t chunks = (inner + kChunk - 1) / kChunk;
+  const int64_t items = outer * chunks;
+  const int64_t threads = omp_get_max_threads();
+  const int64_t work = outer * n * inner;
+  int64_t splits = 1;  // ranges of n per item, so that few long reductions still use every thread
+  if (items < threads && work > kGrainElementwise)
+    splits = std::min<int64_t>(std::max<int64_t>(n / 4096, 1), (threads + items - 1) / items);
+  const int64_t range = (n + splits - 1) / splits;
+  std::vector<Acc> partial(size_t(items * splits * std::min(kChunk, inner)));
+  const int64_t width = std::min(kChunk, inner);
+  parallel_for(items * splits, std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(1, n * width)),
+               [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      int64_t item = t / splits, s = t % splits;
+      int64_t o = item / chunks, c0 = (item % chunks) * kChunk, c1 = std::min(inner, c0 + kChunk);
+      int64_t r0 = s * range, r1 = std::min(n, r0 + range);
+      Acc* acc = &partial[size_t(t * width)];
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* row = x + (o * n + r) * inner;
+        for (int64_t i = c0; i < c1; ++i) acc[i - c0].add(A(compute_t<T>(row[i])), r);
+      }
+    }
+  });
+  parallel_for(items, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t item = i0; item < i1; ++item) {
+      int64_t o = item / chunks, c0 = (item % chunks) * kChunk, c1 = std::min(inner, c0 + kChunk);
+      for (int64_t i = c0; i < c1; ++i) {
+        Acc a = partial[size_t(item * splits * width + (i - c0))];
+        for (int64_t s = 1; s < splits; ++s) a.merge(partial[size_t((item * splits + s) * width + (i - c0))]);
+        out[o * inner + i] = finish(a);
+      }
+    }
+  });
+}
+
+// float32 rows (inner == 1): the vector loops of simd/kernels.cpp, one row or one slice per task.
+// `empty` is the partial of an empty slice (0 for sums, -inf/+inf for max/min).
+template <typename Row, typename Merge>
+void rows_f32(const float* x, float* out, int64_t outer, int64_t n, double empty, Row row,
+              Merge merge_finish) {
+  const int64_t threads = omp_get_max_threads();
+  int64_t splits = outer >= threads || n < 65536 ? 1 : (threads + outer - 1) / outer;
+  int64_t range = (n + splits - 1) / splits;
+  std::vector<double> partial(size_t(outer * splits));
+  parallel_for(outer * splits, std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(n, 1)),
+               [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      int64_t o = t / splits, r0 = (t % splits) * range, r1 = std::min(n, r0 + range);
+      partial[size_t(t)] = r1 > r0 ? row(x + o * n + r0, r1 - r0) : empty;
+    }
+  });
+  for (int64_t o = 0; o < outer; ++o) out[o] = merge_finish(&partial[size_t(o * splits)], splits);
+}
+
+template <typename T>
+void reduce_typed(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_t n, int64_t inner,
+                  int64_t correction) {
+  using C = compute_t<T>;
+  using A = std::conditional_t<std::is_integral_v<C>, int64_t, double>;  // accumulate wide
+  const T* xp = x.data<T>();
+  if constexpr (std::is_same_v<T, float>) {
+    if (inner == 1 && n > 0 && (op == ReduceOp::sum || op == ReduceOp::mean)) {
+      double scale = op == ReduceOp::mean ? 1.0 / double(n) : 1.0;
+      rows_f32(xp, out.data<float>(), outer, n, 0.0, simd().sum_f32, [scale](const double* p, int64_t k) {
+        double s = 0;
+        for (int64_t i = 0; i < k; ++i) s += p[i];
+        return float(s * scale);
+      });
+      return;
+    }
+    if (inner == 1 && n > 0 && (op == ReduceOp::max || op == ReduceOp::min)) {
+      bool mx = op == ReduceOp::max;
+      auto row = mx ? simd().max_f32 : simd().min_f32;
+      rows_f32(xp, out.data<float>(), outer, n, mx ? -INFINITY : INFINITY,
+               [row](const float* r, int64_t k) { return double(row(r, k)); },
+               [mx](const double* p, int64_t k) {
+        double m = p[0];
+        for (int64_t i = 1; i < k; ++i)
+          if (std::isnan(p[i]) || (!std::isnan(m) && (mx ? p[i] > m : p[i] < m))) m = p[i];
+        return float(m);
+      });
+      return;
+    }
+  }
+  switch (op) {
+    case ReduceOp::sum: case ReduceOp::mean: {
+      double scale = op == ReduceOp::mean ? 1.0 / double(n) : 1.0;
+      if constexpr (std::is_integral_v<C>)
+        fold<SumAcc<A>, A>(xp, out.data<int64_t>(), outer, n, inner, [](const SumAcc<A>& a) { return a.s; });
+      else
+        fold<SumAcc<A>, A>(xp, out.data<T>(), outer, n, inner,
+                           [scale](const SumAcc<A>& a) { return T(C(a.s * scale)); });
+      return;
+    }
+    case ReduceOp::prod:
+      if constexpr (std::is_integral_v<C>)
+        fold<ProdAcc<A>, A>(xp, out.data<int64_t>(), outer, n, inner, [](const ProdAcc<A>& a) { return a.p; });
+      else
+        fold<ProdAcc<A>, A>(xp, out.data<T>(), outer, n, inner, [](const ProdAcc<A>& a) { return T(C(a.p)); });
+      return;
+    case ReduceOp::max:
+      fold<ExtAcc<C, true>, C>(xp, out.data<T>(), outer, n, inner, [](const ExtAcc<C, true>& a) { return T(a.m); });
+      return;
+    case ReduceOp::min:
+      fold<ExtAcc<C, false>, C>(xp, out.data<T>(), outer, n, inner, [](const ExtAcc<C, false>& a) { return T(a.m); });
+      return;
+    case ReduceOp::argmax:
+      fold<ExtAcc<C, true>, C>(xp, out.data<int64_t>(), outer, n, inner, [](const ExtAcc<C, true>& a) { return a.at; });
+      return;
+    case ReduceOp::argmin:
+      fold<ExtAcc<C, false>, C>(xp, out.data<int64_t>(), outer, n, inner, [](const ExtAcc<C, false>& a) { return a.at; });
+      return;
+    case ReduceOp::var:
+      if constexpr (!std::is_integral_v<C>) {
+        double denom = double(n - correction);
+        fold<VarAcc, double>(xp, out.data<T>(), outer, n, inner, [denom](const VarAcc& a) {
+          return T(C(denom > 0 ? a.m2 / denom : std::nan("")));
+        });
+      }
+      return;
+  }
+}
+
+}  // namespace
+
+void reduce(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_t n, int64_t inner,
+            int64_t correction) {
+  if (out.numel() == 0) return;
+  dispatch_numeric(x.dtype(), "reduce", [&](auto tag) {
+    reduce_typed<decltype(tag)>(op, x, out, outer, n, inner, correction);
+  });
+}
+
+}  // namespace ember::cpu

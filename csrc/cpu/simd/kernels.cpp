@@ -1,0 +1,156 @@
+// Hot float32 loops, compiled once per ISA (EMBER_ISA = avx512 | avx2 | portable, see CMakeLists):
+// plain C++ loops with `omp simd`, so the compiler emits 16-wide AVX-512, 8-wide AVX2 or baseline
+// SSE2 code from one source. Transcendentals use branch-free formulas (exp_ps below) that vectorise;
+// libm calls would not.
+#include "cpu/simd/kernels.h"
+#include <cmath>
+#include <cstring>
+#include "core/dtype.h"
+
+#define EMBER_CAT_(a, b) a##b
+#define EMBER_CAT(a, b) EMBER_CAT_(a, b)
+#define ISA_NS EMBER_CAT(simd_, EMBER_ISA)
+#define EMBER_STR_(a) #a
+#define EMBER_STR(a) EMBER_STR_(a)
+
+namespace ember::cpu::ISA_NS {
+namespace {
+
+// exp(x) for float32 within 2 ulp: x = n*ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2 so
+// n*ln2 is exact), e^r by Cephes' degree-6 polynomial, 2^n by writing exponent bits. 2^n is applied
+// as two factors 2^(n/2) * 2^(n - n/2) so n in [-150, 128] (denormal results, and e^88.7 just under
+// FLT_MAX) stays exact without branches. NaN passes through; below -104 the result is 0.
+inline float pow2i(int32_t k) {
+  int32_t bits = (k + 127) << 23;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline float exp_ps(float x) {
+  float xc = std::fmin(std::fmax(x, -103.9f), 88.72f);
+  float n = std::nearbyint(xc * 1.44269504088896341f);
+  float r = std::fma(n, -0.693359375f, xc);
+  r = std::fma(n, 2.12194440e-4f, r);
+  float p = 1.9875691500e-4f;
+  p = std::fma(p, r, 1.3981999507e-3f);
+  p = std::fma(p, r, 8.3334519073e-3f);
+  p = std::fma(p, r, 4.1665795894e-2f);
+  p = std::fma(p, r, 1.6666665459e-1f);
+  p = std::fma(p, r, 5.0000001201e-1f);
+  p = std::fma(p, r * r, r) + 1.0f;
+  int32_t ni = int32_t(n), n1 = ni / 2;
+  float y = p * pow2i(n1) * pow2i(ni - n1);
+  y = x < -103.9f ? 0.0f : (x > 88.72f ? INFINITY : y);
+  return x != x ? x : y;
+}
+
+inline float sigmoid_ps(float x) { return 1.0f / (1.0f + exp_ps(-x)); }
+
+// tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); below |x| = 2^-4 that form loses digits to
+// cancellation, so an odd Taylor polynomial (error < 1e-9 there) is used instead.
+inline float tanh_ps(float x) {
+  float ax = std::fabs(x);
+  float e = exp_ps(-2.0f * ax);
+  float t = (1.0f - e) / (1.0f + e);
+  float x2 = x * x;
+  float small = x * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
+  float big = std::copysign(t, x);
+  return ax < 0.0625f ? small : big;
+}
+
+template <typename F>
+inline void map1(const float* x, float* out, int64_t n, F f) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = f(x[i]);
+}
+
+bool unary_f32(UnaryOp op, const float* x, float* out, int64_t n) {
+  switch (op) {
+    case UnaryOp::neg: map1(x, out, n, [](float v) { return -v; }); return true;
+    case UnaryOp::abs: map1(x, out, n, [](float v) { return std::fabs(v); }); return true;
+    case UnaryOp::relu: map1(x, out, n, [](float v) { return v > 0.0f ? v : (v != v ? v : 0.0f); }); return true;
+    case UnaryOp::square: map1(x, out, n, [](float v) { return v * v; }); return true;
+    case UnaryOp::sqrt: map1(x, out, n, [](float v) { return std::sqrt(v); }); return true;
+    case UnaryOp::exp: map1(x, out, n, [](float v) { return exp_ps(v); }); return true;
+    case UnaryOp::sigmoid: map1(x, out, n, [](float v) { return sigmoid_ps(v); }); return true;
+    case UnaryOp::silu: map1(x, out, n, [](float v) { return v * sigmoid_ps(v); }); return true;
+    case UnaryOp::tanh: map1(x, out, n, [](float v) { return tanh_ps(v); }); return true;
+    default: return false;
+  }
+}
+
+template <typename F>
+inline void map2(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n, F f) {
+  if (!sa && !sb) {
+    const float v = f(a[0], b[0]);
+    for (int64_t i = 0; i < n; ++i) out[i] = v;
+  } else if (sa && sb) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
+  } else if (sa) {
+    const float bv = b[0];
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], bv);
+  } else {
+    const float av = a[0];
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = f(av, b[i]);
+  }
+}
+
+bool binary_f32(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
+  switch (op) {
+    case BinaryOp::add: map2(a, sa, b, sb, out, n, [](float u, float v) { return u + v; }); return true;
+    case BinaryOp::sub: map2(a, sa, b, sb, out, n, [](float u, float v) { return u - v; }); return true;
+    case BinaryOp::mul: map2(a, sa, b, sb, out, n, [](float u, float v) { return u * v; }); return true;
+    case BinaryOp::div: map2(a, sa, b, sb, out, n, [](float u, float v) { return u / v; }); return true;
+    default: return false;
+  }
+}
+
+// Sum in float32 lanes, 4 independent vector accumulators wide (the omp simd reduction gives one
+// partial sum per lane; blocking by 1024 and adding blocks in double keeps the error ~sqrt(n) eps).
+double sum_f32(const float* x, int64_t n) {
+  double total = 0.0;
+  for (int64_t b = 0; b < n; b += 1024) {
+    int64_t e = b + 1024 < n ? b + 1024 : n;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = b; i < e; ++i) s += x[i];
+    total += s;
+  }
+  return total;
+}
+
+float max_f32(const float* x, int64_t n) {
+  float m = -INFINITY;
+  int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+  for (int64_t i = 0; i < n; ++i) { m = x[i] > m ? x[i] : m; nan |= x[i] != x[i]; }
+  return nan ? NAN : m;
+}
+
+float min_f32(const float* x, int64_t n) {
+  float m = INFINITY;
+  int nan = 0;
+#pragma omp simd reduction(min : m) reduction(| : nan)
+  for (int64_t i = 0; i < n; ++i) { m = x[i] < m ? x[i] : m; nan |= x[i] != x[i]; }
+  return nan ? NAN : m;
+}
+
+void sum_cols_f32(const float* x, int64_t rows, int64_t inner, float* acc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * inner;
+#pragma omp simd
+    for (int64_t i = 0; i < inner; ++i) acc[i] += row[i];
+  }
+}
+
+}  // namespace
+
+extern const SimdKernels table = {
+    EMBER_STR(EMBER_ISA),
+    binary_f32, unary_f32, sum_f32, max_f32, min_f32, sum_cols_f32};
+
+}  // namespace ember::cpu::ISA_NS

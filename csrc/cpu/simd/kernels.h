@@ -1,0 +1,27 @@
+// The table of hot float32 loops that are compiled once per ISA (kernels.cpp built with -mavx512f,
+// with -mavx2 -mfma, and with no flags) and chosen once at run time by cpu_features.cpp. Everything
+// else in csrc/cpu is ISA-neutral and calls through simd().
+#pragma once
+#include <cstdint>
+#include "core/ops.h"
+
+namespace ember::cpu {
+
+struct SimdKernels {
+  const char* isa;
+  // out[i] = a[i*sa] op b[i*sb], sa/sb in {0, 1} (0 = a broadcast scalar). Returns false when the
+  // op has no vector loop here (the caller then takes the generic path).
+  bool (*binary_f32)(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
+  bool (*unary_f32)(UnaryOp op, const float* x, float* out, int64_t n);
+  // Reductions of one contiguous row.
+  double (*sum_f32)(const float* x, int64_t n);
+  float (*max_f32)(const float* x, int64_t n);  // NaN if any element is NaN
+  float (*min_f32)(const float* x, int64_t n);
+  // acc[i] += x[r*inner + i] for r < rows: the column sum used when the reduced dim is not last.
+  void (*sum_cols_f32)(const float* x, int64_t rows, int64_t inner, float* acc);
+};
+
+const SimdKernels& simd();           // the best table this CPU supports (EMBER_SIMD env overrides)
+const char* simd_level();            // "avx512", "avx2" or "portable"
+
+}  // namespace ember::cpu

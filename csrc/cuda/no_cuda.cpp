@@ -1,0 +1,39 @@
+// Stands in for the CUDA backend when ember is built without a CUDA compiler: every entry point
+// raises "[op] ember was built without CUDA"; the queries answer "no devices".
+#include "core/backend.h"
+
+namespace ember::cuda {
+
+[[noreturn]] static void no_cuda(const char* op) {
+  fail<std::runtime_error>(op, "ember was built without CUDA");
+}
+
+void* allocate(size_t, int) { no_cuda("cuda alloc"); }
+void deallocate(void*, int) {}
+void copy(const Array&, Array&) { no_cuda("copy"); }
+void fill(Array&, double) { no_cuda("fill"); }
+void arange(Array&, double, double) { no_cuda("arange"); }
+void unary(UnaryOp, const Array&, Array&, double, double) { no_cuda("unary"); }
+void unary_backward(UnaryOp, const Array&, const Array&, Array&, double, double) { no_cuda("unary_backward"); }
+void binary(BinaryOp, const Array&, const Array&, Array&) { no_cuda("binary"); }
+void where(const Array&, const Array&, const Array&, Array&) { no_cuda("where"); }
+void reduce(ReduceOp, const Array&, Array&, int64_t, int64_t, int64_t, int64_t) { no_cuda("reduce"); }
+void index_select(const Array&, const Array&, Array&, int64_t, int64_t, int64_t) { no_cuda("index_select"); }
+void index_add(const Array&, const Array&, Array&, int64_t, int64_t, int64_t) { no_cuda("index_add"); }
+void gather(const Array&, const Array&, Array&, int64_t, int64_t, int64_t) { no_cuda("gather"); }
+void scatter_add(const Array&, const Array&, Array&, int64_t, int64_t, int64_t) { no_cuda("scatter_add"); }
+Array nonzero_flat(const Array&) { no_cuda("nonzero"); }
+void random_uniform(Array&, double, double, uint64_t, uint64_t) { no_cuda("rand"); }
+void random_normal(Array&, double, double, uint64_t, uint64_t) { no_cuda("randn"); }
+void random_int(Array&, int64_t, int64_t, uint64_t, uint64_t) { no_cuda("randint"); }
+
+int device_count() { return 0; }
+bool compiled() { return false; }
+void memcpy_bytes(void*, Device, const void*, Device, size_t) { no_cuda("to"); }
+void synchronize(int) { no_cuda("synchronize"); }
+size_t memory_allocated(int) { return 0; }
+void* current_stream(int) { no_cuda("current_stream"); }
+void set_current_stream(int, void*) { no_cuda("set_stream"); }
+void stream_wait_current(int, void*) { no_cuda("stream"); }
+
+}  // namespace ember::cuda
