@@ -1,0 +1,113 @@
+"""The autograd graph: each result of a differentiable op keeps a Node with its parents and the
+closure that maps the output's gradient to theirs (micrograd's design). backward() visits the
+nodes in reverse topological order and accumulates with +=."""
+from __future__ import annotations
+
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+def set_grad_enabled(mode: bool) -> None:
+    _state.enabled = bool(mode)
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode for its extent."""
+
+    def __init__(self, mode: bool):
+        self.mode = mode
+
+    def __enter__(self):
+        self.prev = is_grad_enabled()
+        set_grad_enabled(self.mode)
+
+    def __exit__(self, *exc):
+        set_grad_enabled(self.prev)
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _GradMode(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def no_grad():
+    return _GradMode(False)
+
+
+def enable_grad():
+    return _GradMode(True)
+
+
+class Node:
+    __slots__ = ("parents", "backward", "name")
+
+    def __init__(self, parents, backward, name):
+        self.parents = parents      # tuple of Tensors (or None for non-tensor inputs)
+        self.backward = backward    # grad_out (Tensor) -> tuple of grads (Tensor or None), one per parent
+        self.name = name
+
+
+def attach(out, parents, backward, name):
+    """Records out = op(parents) in the graph when grad mode is on and a parent needs a gradient."""
+    if is_grad_enabled() and any(p is not None and p.requires_grad for p in parents):
+        out.requires_grad = True
+        out._node = Node(tuple(parents), backward, name)
+    return out
+
+
+def _topological_order(root):
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if t._node is not None:
+            for p in t._node.parents:
+                if p is not None and p.requires_grad and id(p) not in seen:
+                    stack.append((p, False))
+    return order[::-1]  # root first
+
+
+def run_backward(root, grad):
+    from ..tensor import Tensor
+
+    grads = {id(root): grad}
+    with no_grad():
+        for t in _topological_order(root):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if t._node is None:  # a leaf: accumulate into .grad
+                if t.grad is None:
+                    t.grad = Tensor._wrap(g._a.clone()) if g._a.same_storage(t._a) else g
+                else:
+                    t.grad = t.grad + g
+                continue
+            if t._retain_grad:
+                t.grad = g if t.grad is None else t.grad + g
+            parent_grads = t._node.backward(g)
+            for p, pg in zip(t._node.parents, parent_grads):
+                if p is None or pg is None or not p.requires_grad:
+                    continue
+                if pg.dtype != p.dtype:
+                    pg = pg.to(p.dtype)
+                if pg.shape != p.shape:
+                    raise RuntimeError(f"[backward] {t._node.name} produced a gradient of shape "
+                                       f"{pg.shape} for an input of shape {p.shape}")
+                prev = grads.get(id(p))
+                grads[id(p)] = pg if prev is None else prev + pg

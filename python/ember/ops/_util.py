@@ -1,0 +1,54 @@
+"""Helpers shared by the op files: wrapping results into the graph, turning Python scalars into
+tensors, and summing a broadcast gradient back to an input's shape."""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .. import _C
+from .. import dtypes as _dt
+from ..autograd.graph import attach
+from ..tensor import Tensor
+
+
+def make(array, parents, backward, name) -> Tensor:
+    """Wraps a _C.Array result and records it in the graph (backward: grad -> grads per parent)."""
+    return attach(Tensor._wrap(array), parents, backward, name)
+
+
+def wrap(array) -> Tensor:
+    return Tensor._wrap(array)
+
+
+def scalar_dtype(value, like: Tensor):
+    """PyTorch's rule for a Python scalar next to a tensor: it takes the tensor's dtype unless it is
+    a float next to an integer/bool tensor (then float32), or an int next to a bool tensor (int64)."""
+    if isinstance(value, builtins.bool):
+        return like.dtype
+    if isinstance(value, builtins.int):
+        return _dt.int64 if like.dtype == _dt.bool else like.dtype
+    return like.dtype if like.dtype.is_floating_point else _dt.float32
+
+
+def as_tensor(value, like: Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (builtins.bool, builtins.int, builtins.float, np.number, np.bool_)) and not isinstance(value, np.ndarray):
+        if isinstance(value, np.generic):
+            value = value.item()
+        dt = scalar_dtype(value, like)
+        return Tensor._wrap(_C.full([], float(value), dt.name, like._a.device))
+    from .creation import tensor
+    return tensor(value, device=like.device)
+
+
+def unbroadcast(g: Tensor, shape) -> Tensor:
+    """Sums g over the dims that broadcasting added or stretched, so it matches shape."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    dims = list(range(lead)) + [lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1]
+    a = _C.reduce(_C.ReduceOp.sum, g._a, dims, False) if dims else g._a
+    return Tensor._wrap(a.reshape(list(shape)))

@@ -1,0 +1,186 @@
+"""Creation: tensor, zeros/ones/full/empty(+_like), arange, linspace, eye, and random draws."""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from .. import _C
+from .. import dtypes as _dt
+from ..device import device as _device
+from ..random import default_generator
+from ..tensor import Tensor
+
+
+def _dev(device) -> str:
+    if device is None:
+        return "cpu"
+    d = _device(device) if not isinstance(device, int) else _device(f"cuda:{device}")
+    if d.type == "cuda":
+        from .. import cuda
+        cuda._check_available(d.index)
+    return str(d)
+
+
+def _shape(size) -> list:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    try:
+        shape = [builtins.int(s) for s in size]
+    except TypeError:
+        raise TypeError(f"[shape] expected integers, got {size!r}") from None
+    if any(s < 0 for s in shape):
+        raise ValueError(f"[shape] negative dimension in {tuple(shape)}")
+    return shape
+
+
+def _default_dtype(arr: np.ndarray):
+    """Python data follows PyTorch: floats -> float32, ints -> int64, bools -> bool; NumPy arrays keep
+    their dtype where ember has it."""
+    return _dt.from_numpy_dtype(arr.dtype)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A new tensor holding a copy of data (nested lists, scalars, NumPy arrays or tensors)."""
+    if isinstance(data, Tensor):
+        a = data._a.clone()
+        if dtype is not None:
+            a = a.astype(_dt.get_dtype(dtype).name)
+        out = Tensor._wrap(a.to(_dev(device)) if device is not None else a)
+        return out.requires_grad_(requires_grad) if requires_grad else out
+    from_numpy = isinstance(data, np.ndarray) or isinstance(data, np.generic)
+    arr = np.asarray(data)
+    if arr.dtype == object:
+        raise TypeError(f"[tensor] cannot build a tensor from {type(data).__name__} of mixed objects")
+    if dtype is not None:
+        target = _dt.get_dtype(dtype)
+    elif from_numpy:
+        target = _default_dtype(arr)
+    else:
+        target = _dt.float32 if arr.dtype.kind == "f" else _default_dtype(arr)
+    np_target = np.float32 if target == _dt.bfloat16 else np.dtype(target.name)
+    host = np.array(arr, dtype=np_target, order="C", copy=True)
+    a = _C.from_numpy(host)
+    if target == _dt.bfloat16:
+        a = a.astype("bfloat16")
+    dev = _dev(device)
+    if dev != "cpu":
+        a = a.to(dev)
+    return Tensor._wrap(a, requires_grad=requires_grad)
+
+
+def _resolve_dtype(dtype, default=_dt.float32):
+    return (default if dtype is None else _dt.get_dtype(dtype)).name
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if dtype is None:
+        dtype = _dt.bool if isinstance(fill_value, bool) else (
+            _dt.int64 if isinstance(fill_value, builtins.int) else _dt.float32)
+    a = _C.full(_shape((size,) if isinstance(size, builtins.int) else tuple(size)),
+                float(fill_value), _resolve_dtype(dtype), _dev(device))
+    return Tensor._wrap(a, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(_shape(size), 0.0, dtype or _dt.float32, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(_shape(size), 1.0, dtype or _dt.float32, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return Tensor._wrap(_C.empty(_shape(size), _resolve_dtype(dtype), _dev(device)), requires_grad=requires_grad)
+
+
+def _like(x, dtype, device):
+    return (x.dtype if dtype is None else dtype), (x.device if device is None else device)
+
+
+def zeros_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dtype, device = _like(x, dtype, device)
+    return full(x.shape, 0.0, dtype, device, requires_grad)
+
+
+def ones_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dtype, device = _like(x, dtype, device)
+    return full(x.shape, 1.0, dtype, device, requires_grad)
+
+
+def full_like(x, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dtype, device = _like(x, dtype, device)
+    return full(x.shape, fill_value, dtype, device, requires_grad)
+
+
+def empty_like(x, dtype=None, device=None) -> Tensor:
+    dtype, device = _like(x, dtype, device)
+    return empty(x.shape, dtype=dtype, device=device)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        ints = all(isinstance(v, builtins.int) for v in (start, end, step))
+        dtype = _dt.int64 if ints else _dt.float32
+    a = _C.arange(float(start), float(end), float(step), _resolve_dtype(dtype), _dev(device))
+    return Tensor._wrap(a, requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    steps = builtins.int(steps)
+    if steps < 0:
+        raise ValueError(f"[linspace] steps must be >= 0, got {steps}")
+    values = np.linspace(float(start), float(end), steps, dtype=np.float64)
+    return tensor(values, dtype=dtype or _dt.float32, device=device, requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None) -> Tensor:
+    return tensor(np.eye(n, m), dtype=dtype or _dt.float32, device=device)
+
+
+# ---- random --------------------------------------------------------------------------------
+
+def _draw(fn, size, generator, dtype, device, *args):
+    shape = _shape(size)
+    seed, offset = (generator or default_generator)._take(math.prod(shape))
+    return fn(shape, *args, seed, offset, dtype, _dev(device))
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform on [0, 1)."""
+    a = _draw(_C.random_uniform, size, generator, _resolve_dtype(dtype), device, 0.0, 1.0)
+    return Tensor._wrap(a, requires_grad=requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal."""
+    a = _draw(_C.random_normal, size, generator, _resolve_dtype(dtype), device, 0.0, 1.0)
+    return Tensor._wrap(a, requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=None, generator=None, dtype=None, device=None) -> Tensor:
+    """Uniform integers on [low, high)."""
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("[randint] size is required")
+    a = _draw(_C.random_int, (tuple(size),), generator, _resolve_dtype(dtype, _dt.int64), device,
+              builtins.int(low), builtins.int(high))
+    return Tensor._wrap(a)
+
+
+def rand_like(x, generator=None):
+    return rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def randn_like(x, generator=None):
+    return randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def randperm(n, generator=None, device=None) -> Tensor:
+    """A random permutation of 0..n-1 (argsort of n uniform draws, so it follows the seed)."""
+    keys = rand(builtins.int(n), generator=generator, dtype=_dt.float64).numpy()
+    return tensor(np.argsort(keys, kind="stable"), dtype=_dt.int64, device=device)

@@ -1,0 +1,157 @@
+"""Elementwise ops and their gradients, side by side. Unary backward is one fused kernel
+(_C.unary_backward: grad * f'(x)); binary gradients are summed back over broadcast dims."""
+from __future__ import annotations
+
+import math
+
+from .. import _C
+from .. import dtypes as _dt
+from ..tensor import Tensor
+from ._util import as_tensor, make, unbroadcast, wrap
+
+U, B = _C.UnaryOp, _C.BinaryOp
+
+
+# ---- unary -----------------------------------------------------------------------------------
+
+def _unary(op, x: Tensor, lo=0.0, hi=0.0) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"[{op.name}] expected a Tensor, got {type(x).__name__}")
+    return make(_C.unary(op, x._a, lo, hi), (x,),
+                lambda g: (wrap(_C.unary_backward(op, x._a, g._a, lo, hi)),), op.name)
+
+
+def neg(x): return _unary(U.neg, x)
+def exp(x): return _unary(U.exp, x)
+def log(x): return _unary(U.log, x)
+def sqrt(x): return _unary(U.sqrt, x)
+def abs(x): return _unary(U.abs, x)  # noqa: A001 - PyTorch's name
+def tanh(x): return _unary(U.tanh, x)
+def sigmoid(x): return _unary(U.sigmoid, x)
+def relu(x): return _unary(U.relu, x)
+def silu(x): return _unary(U.silu, x)
+def sign(x): return _unary(U.sign, x)
+def square(x): return _unary(U.square, x)
+def reciprocal(x): return _unary(U.reciprocal, x)
+
+
+def gelu(x, approximate="none"):
+    """GELU: x * Phi(x) (exact, erf) or the tanh approximation (approximate='tanh')."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"[gelu] approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _unary(U.gelu if approximate == "none" else U.gelu_tanh, x)
+
+
+def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+    """Limits x to [min, max]; either bound may be None. Gradient flows where min <= x <= max."""
+    if min is None and max is None:
+        raise ValueError("[clamp] at least one of min and max must be given")
+    lo = math.nan if min is None else float(min)
+    hi = math.nan if max is None else float(max)
+    if not x.dtype.is_floating_point and (isinstance(min, float) or isinstance(max, float)):
+        x = x.float()
+    return _unary(U.clamp, x, lo, hi)
+
+
+clip = clamp
+
+
+# ---- binary ----------------------------------------------------------------------------------
+
+def _operands(a, b):
+    if isinstance(a, Tensor):
+        return a, as_tensor(b, a)
+    if isinstance(b, Tensor):
+        return as_tensor(a, b), b
+    raise TypeError(f"[binary] expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+
+
+def _binary(op, a, b, grads, name=None):
+    a, b = _operands(a, b)
+    out = _C.binary(op, a._a, b._a)
+
+    def backward(g):
+        ga, gb = grads(g, a, b, out)
+        return (None if ga is None else unbroadcast(ga, a.shape),
+                None if gb is None else unbroadcast(gb, b.shape))
+
+    return make(out, (a, b), backward, name or op.name)
+
+
+def add(a, b): return _binary(B.add, a, b, lambda g, a, b, o: (g, g))
+def sub(a, b): return _binary(B.sub, a, b, lambda g, a, b, o: (g, -g))
+def mul(a, b): return _binary(B.mul, a, b, lambda g, a, b, o: (g * b, g * a))
+
+
+def div(a, b):
+    """True division; integer inputs are divided as float32 (PyTorch's rule)."""
+    a, b = _operands(a, b)
+    if not a.dtype.is_floating_point and not b.dtype.is_floating_point:
+        a, b = a.float(), b.float()
+    return _binary(B.div, a, b, lambda g, a, b, o: (g / b, -g * wrap(o) / b))
+
+
+def _pow_grads(g, a, b, out):
+    ga = g * b * wrap(_C.binary(B.pow, a._a, (b - 1)._a)) if a.requires_grad else None
+    gb = None
+    if b.requires_grad:  # d/db a^b = a^b log a, taken as 0 where a == 0 (the limit for b > 0)
+        safe_log = where(a > 0, log(where(a > 0, a, 1.0)), 0.0)
+        gb = g * wrap(out) * safe_log
+    return ga, gb
+
+
+def pow(a, b):  # noqa: A001 - PyTorch's name
+    return _binary(B.pow, a, b, _pow_grads)
+
+
+def _split_ties(g, first, second, win_first, tie):
+    half = g * 0.5
+    return where(win_first, g, where(tie, half, 0.0)), where(win_first | tie, where(tie, half, 0.0), g)
+
+
+def maximum(a, b):
+    """Elementwise max; NaN propagates; on ties each side gets half the gradient (as PyTorch)."""
+    return _binary(B.maximum, a, b, lambda g, a, b, o: _split_ties(g, a, b, a > b, a == b))
+
+
+def minimum(a, b):
+    return _binary(B.minimum, a, b, lambda g, a, b, o: _split_ties(g, a, b, a < b, a == b))
+
+
+def _compare(op):
+    def fn(a, b):
+        a, b = _operands(a, b)
+        return wrap(_C.binary(op, a._a, b._a))
+    fn.__name__ = op.name
+    return fn
+
+
+eq, ne, lt, le, gt, ge = (_compare(op) for op in (B.eq, B.ne, B.lt, B.le, B.gt, B.ge))
+
+
+def logical_and(a, b): return mul(a.bool(), b.bool()).bool()
+def logical_or(a, b): return ne(add(a.bool().int(), b.bool().int()), 0)
+def logical_xor(a, b): return ne(a.bool(), b.bool())
+def logical_not(a): return eq(a.bool(), False)
+
+
+def where(cond, a, b):
+    """cond ? a : b, broadcasting all three; the gradient goes to the side that was picked."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        like = cond if isinstance(cond, Tensor) else None
+        a = as_tensor(a, _float_like(like))
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, b)
+    b = as_tensor(b, a)
+    cond = as_tensor(cond, a).bool() if not isinstance(cond, Tensor) else cond
+    out = _C.where(cond._a, a._a, b._a)
+
+    def backward(g):
+        zero = Tensor._wrap(_C.full([], 0.0, g.dtype.name, g._a.device))
+        return (None, unbroadcast(where(cond, g, zero), a.shape), unbroadcast(where(cond, zero, g), b.shape))
+
+    return make(out, (None, a, b), backward, "where")
+
+
+def _float_like(t):
+    return Tensor._wrap(_C.full([], 0.0, "float32", "cpu" if t is None else t._a.device))

@@ -1,0 +1,294 @@
+"""Shape and movement ops: views (reshape, view, transpose, permute, squeeze, unsqueeze, flatten,
+expand, basic indexing, split), copies (contiguous, clone, cat, stack) and to(). Views share
+storage; each gradient maps back through the inverse view."""
+from __future__ import annotations
+
+import builtins
+
+from .. import _C
+from .. import dtypes as _dt
+from ..device import device as _device
+from ..tensor import Tensor
+from ._util import make, unbroadcast, wrap
+
+
+def _sizes(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return [builtins.int(s) for s in shape]
+
+
+def reshape(x, *shape):
+    out = x._a.reshape(_sizes(shape))
+    return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "reshape")
+
+
+def view(x, *shape):
+    out = x._a.view(_sizes(shape))
+    return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "view")
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s, e = start_dim % x.ndim, end_dim % x.ndim
+    shape = list(x.shape[:s]) + [-1 if x.numel() else 0] + list(x.shape[e + 1:])
+    if x.numel() == 0:
+        shape[s] = 1
+        for d in x.shape[s:e + 1]:
+            shape[s] *= d
+    return reshape(x, shape)
+
+
+def unflatten(x, dim, sizes):
+    d = dim % x.ndim
+    return reshape(x, list(x.shape[:d]) + list(sizes) + list(x.shape[d + 1:]))
+
+
+def permute(x, *dims):
+    dims = _sizes(dims)
+    out = x._a.permute(dims)
+    inverse = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inverse[d % len(dims)] = i
+    return make(out, (x,), lambda g: (wrap(g._a.permute(inverse)),), "permute")
+
+
+def transpose(x, dim0, dim1):
+    out = x._a.transpose(dim0, dim1)
+    return make(out, (x,), lambda g: (wrap(g._a.transpose(dim0, dim1)),), "transpose")
+
+
+def t(x):
+    if x.ndim > 2:
+        raise ValueError(f"[t] expects a tensor of <= 2 dims, got shape {x.shape}")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
+def unsqueeze(x, dim):
+    out = x._a.unsqueeze(dim)
+    d = dim if dim >= 0 else dim + x.ndim + 1
+    return make(out, (x,), lambda g: (wrap(g._a.squeeze(d)),), "unsqueeze")
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        shape = [s for s in x.shape if s != 1]
+        return reshape(x, shape)
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    out = x._a
+    for d in sorted((d % builtins.max(x.ndim, 1) for d in dims), reverse=True):
+        out = out.squeeze(d)
+    return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "squeeze")
+
+
+def expand(x, *shape):
+    out = x._a.expand(_sizes(shape))
+    return make(out, (x,), lambda g: (unbroadcast(g, x.shape),), "expand")
+
+
+def expand_as(x, other):
+    return expand(x, other.shape)
+
+
+def broadcast_to(x, shape):
+    return expand(x, shape)
+
+
+def contiguous(x):
+    if x._a.is_contiguous():
+        return x
+    return make(x._a.contiguous(), (x,), lambda g: (g,), "contiguous")
+
+
+def clone(x):
+    return make(x._a.clone(), (x,), lambda g: (g,), "clone")
+
+
+def to(x, *args, dtype=None, device=None, copy=False, non_blocking=False):
+    """to(device), to(dtype), to(device, dtype), to(other_tensor); the gradient goes back the same way."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype, device = a.dtype, a.device
+        elif isinstance(a, (_dt.dtype,)) or (isinstance(a, str) and a in _dt._BY_NAME):
+            dtype = a
+        else:
+            device = a
+    out = x._a
+    if device is not None:
+        from .creation import _dev
+        out = out.to(_dev(device))
+    if dtype is not None:
+        out = out.astype(_dt.get_dtype(dtype).name)
+    if out is x._a or (out.same_storage(x._a) and out.shape == x._a.shape and out.dtype == x._a.dtype
+                        and out.device == x._a.device):
+        if not copy:
+            return x
+        out = out.clone()
+    src_dev, src_dtype = x._a.device, x._a.dtype
+
+    def backward(g):
+        return (wrap(g._a.to(src_dev).astype(src_dtype)) if x.dtype.is_floating_point else None,)
+
+    return make(out, (x,), backward, "to")
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("[cat] expects a non-empty list of tensors")
+    out = _C.cat([t._a for t in tensors], dim)
+    d = dim % tensors[0].ndim if tensors[0].ndim else 0
+
+    def backward(g):
+        grads, at = [], 0
+        for t in tensors:
+            n = t.shape[d]
+            grads.append(wrap(g._a.slice(d, at, at + n, 1)))
+            at += n
+        return tuple(grads)
+
+    return make(out, tuple(tensors), backward, "cat")
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("[stack] expects a non-empty list of tensors")
+    nd = tensors[0].ndim + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"[stack] dim {dim} out of range for {nd - 1}-d tensors")
+    return cat([unsqueeze(t, dim) for t in tensors], dim)
+
+
+def split(x, split_size_or_sections, dim=0):
+    d = dim % x.ndim
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise ValueError(f"[split] split size must be positive, got {step}")
+        sizes = [builtins.min(step, n - i) for i in range(0, n, step)]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != n:
+            raise ValueError(f"[split] sections {sizes} do not add up to {n} (shape {x.shape})")
+    parts, at = [], 0
+    for s in sizes:
+        parts.append(_slice_dim(x, d, at, at + s))
+        at += s
+    return tuple(parts)
+
+
+def chunk(x, chunks, dim=0):
+    n = x.shape[dim % x.ndim]
+    return split(x, builtins.max(1, -(-n // chunks)), dim)
+
+
+def _slice_dim(x, d, start, stop):
+    return getitem(x, (slice(None),) * d + (slice(start, stop),))
+
+
+# ---- basic indexing: ints, slices, None, Ellipsis ----------------------------------------------
+
+def _is_advanced(k):
+    import numpy as np
+    return isinstance(k, (Tensor, list, np.ndarray)) and not isinstance(k, str)
+
+
+def basic_plan(shape, key):
+    """Turns an indexing key into view steps applied in order, ('select', dim, i),
+    ('slice', dim, start, stop, step) or ('unsqueeze', dim), and the advanced (array) entries with
+    their positions in the result of those steps."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if builtins.sum(1 for k in key if k is Ellipsis) > 1:
+        raise IndexError("[index] an index can only have a single ellipsis")
+
+    def width(k):  # dims of the source a key entry consumes
+        if k is None or k is Ellipsis:
+            return 0
+        if isinstance(k, Tensor) and k.dtype == _dt.bool:
+            return builtins.max(k.ndim, 1)
+        return 1
+
+    consumed = builtins.sum(width(k) for k in key)
+    if consumed > len(shape):
+        raise IndexError(f"[index] too many indices for a tensor of shape {tuple(shape)}")
+    cur = list(shape)
+    steps, advanced, dim = [], [], 0
+    for k in key:
+        if k is Ellipsis:
+            dim += len(shape) - consumed
+        elif k is None:
+            steps.append(("unsqueeze", dim))
+            cur.insert(dim, 1)
+            dim += 1
+        elif isinstance(k, slice):
+            if k.step is not None and k.step <= 0:
+                raise ValueError(f"[index] slice step must be positive, got {k.step}")
+            start, stop, step = k.indices(cur[dim])
+            steps.append(("slice", dim, start, stop, step))
+            cur[dim] = builtins.max(0, -(-(stop - start) // step))
+            dim += 1
+        elif _is_advanced(k):
+            advanced.append((dim, k))
+            dim += width(k)
+        else:
+            try:
+                i = k.__index__()
+            except (AttributeError, TypeError):
+                raise IndexError(f"[index] unsupported index {k!r}") from None
+            size = cur[dim]
+            if not -size <= i < size:
+                raise IndexError(f"[index] index {i} is out of bounds for dimension {dim} with size {size} "
+                                 f"(shape {tuple(shape)})")
+            steps.append(("select", dim, i % size))
+            del cur[dim]
+    return steps, advanced
+
+
+def apply_steps(a, steps):
+    for s in steps:
+        if s[0] == "select":
+            a = a.slice(s[1], s[2], s[2] + 1, 1).squeeze(s[1])
+        elif s[0] == "slice":
+            a = a.slice(s[1], s[2], s[3], s[4])
+        else:
+            a = a.unsqueeze(s[1])
+    return a
+
+
+def getitem(x, key):
+    steps, advanced = basic_plan(x.shape, key)
+    out = apply_steps(x._a, steps)
+
+    def backward(g):
+        z = _C.full(list(x.shape), 0.0, g._a.dtype, g._a.device)
+        apply_steps(z, steps).copy_(g._a)
+        return (wrap(z),)
+
+    y = make(out, (x,), backward, "getitem") if steps else x
+    if advanced:
+        from .index import advanced_index
+        y = advanced_index(y, advanced)
+    return y
+
+
+def setitem(x, key, value):
+    """In-place write x[key] = value (no gradient; not allowed on tensors that require grad)."""
+    from ..autograd.graph import is_grad_enabled
+    if x.requires_grad and is_grad_enabled():
+        raise RuntimeError("[setitem] in-place assignment to a tensor that requires grad; use no_grad()")
+    from ._util import as_tensor
+    v = as_tensor(value, x)
+    steps, advanced = basic_plan(x.shape, key)
+    if not advanced:
+        view_ = apply_steps(x._a, steps)
+        view_.copy_(v._a.to(x._a.device))
+        return
+    from .index import advanced_setitem
+    advanced_setitem(x, key, v)
