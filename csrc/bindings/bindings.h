@@ -2,6 +2,7 @@
 #pragma once
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <optional>
 #include "core/array.h"
 
 namespace py = pybind11;
@@ -11,6 +12,7 @@ void init_array(py::module_& m);
 void init_elementwise(py::module_& m);
 void init_reduce(py::module_& m);
 void init_index(py::module_& m);
+void init_linalg(py::module_& m);
 void init_random(py::module_& m);
 void init_interop(py::module_& m);
 void init_runtime(py::module_& m);

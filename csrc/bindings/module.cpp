@@ -18,6 +18,7 @@ PYBIND11_MODULE(_C, m) {
   init_elementwise(m);
   init_reduce(m);
   init_index(m);
+  init_linalg(m);
   init_random(m);
   init_interop(m);
   init_runtime(m);

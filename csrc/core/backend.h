@@ -26,6 +26,10 @@
   void gather(const Array& x, const Array& idx, Array& out, int64_t outer, int64_t n, int64_t inner); \
   void scatter_add(const Array& src, const Array& idx, Array& out, int64_t outer, int64_t n, int64_t inner); \
   Array nonzero_flat(const Array& mask);                                                           \
+  /* gemm.{cpp,cu}: a (batch, M, K), b (batch, K, N), c (batch, M, N), c unit column stride; */       \
+  /* batch strides may be 0. bias: contiguous (N,) or null. */                                     \
+  void gemm(const Array& a, const Array& b, Array& c, double alpha, double beta, const Array* bias, \
+            Activation act);                                                                       \
   /* random.{cpp,cu} */                                                                            \
   void random_uniform(Array& out, double lo, double hi, uint64_t seed, uint64_t offset);           \
   void random_normal(Array& out, double mean, double std, uint64_t seed, uint64_t offset);         \

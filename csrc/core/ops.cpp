@@ -332,3 +332,90 @@ Array nonzero_flat(const Array& mask) {
 }
 
 }  // namespace ember
+
+// ---- matrix products ---------------------------------------------------------------------------
+
+namespace ember {
+
+// Views x (batch..., R, C) as (B, R, C) for the given broadcast batch shape, without copying when
+// the batch dims merge (contiguous, or all broadcast); otherwise a compact copy.
+static Array as_batched(const Array& x, const Shape& batch, int64_t B) {
+  Shape full = batch;
+  full.push_back(x.shape(x.ndim() - 2));
+  full.push_back(x.shape(x.ndim() - 1));
+  Array e = x.expand(full);
+  Shape three = {B, full[full.size() - 2], full.back()};
+  try {
+    return e.view(three);
+  } catch (const std::invalid_argument&) {
+    return e.contiguous().view(three);
+  }
+}
+
+static DType gemm_dtype(const char* op, const Array& a, const Array& b) {
+  DType t = promote_types(a.dtype(), b.dtype());
+  EMBER_CHECK_T(TypeError, is_floating(t), op, "expects floating arrays, got ", dtype_name(a.dtype()), " and ",
+                dtype_name(b.dtype()));
+  return t;
+}
+
+Array matmul(const Array& a_in, const Array& b_in, const Array* bias, Activation act) {
+  check_same_device("matmul", a_in, b_in);
+  EMBER_CHECK(a_in.ndim() >= 2 && b_in.ndim() >= 2, "matmul", "operands need >= 2 dims (shapes a=",
+              shape_str(a_in.shape()), ", b=", shape_str(b_in.shape()), ")");
+  const int64_t M = a_in.shape(a_in.ndim() - 2), K = a_in.shape(a_in.ndim() - 1);
+  const int64_t K2 = b_in.shape(b_in.ndim() - 2), N = b_in.shape(b_in.ndim() - 1);
+  EMBER_CHECK(K == K2, "matmul", "inner dimensions differ (shapes a=", shape_str(a_in.shape()), ", b=",
+              shape_str(b_in.shape()), ")");
+  DType t = gemm_dtype("matmul", a_in, b_in);
+  // CPU kernels compute in float32/float64; 16-bit floats are widened there and rounded back.
+  DType compute = (a_in.device().kind == Device::cpu && itemsize(t) == 2) ? DType::float32 : t;
+  Array a = a_in.astype(compute), b = b_in.astype(compute);
+  Array bias_c;
+  if (bias) {
+    check_same_device("matmul", a_in, *bias);
+    EMBER_CHECK(bias->ndim() == 1 && bias->shape(0) == N, "matmul", "bias must have shape (", N, ",), got ",
+                shape_str(bias->shape()));
+    bias_c = bias->astype(compute).contiguous();
+  }
+  Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                 Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
+  int64_t B = 1;
+  for (int64_t s : batch) B *= s;
+  Shape out_shape = batch;
+  out_shape.push_back(M);
+  out_shape.push_back(N);
+  Array out;
+  if (b.ndim() == 2 && a.ndim() > 2 && B > 1) {
+    // (batch..., M, K) @ (K, N): fold the batch into M for one large GEMM when the rows merge.
+    try {
+      Array a2 = a.view({1, B * M, K});
+      out = Array::empty({1, B * M, N}, compute, a.device());
+      EMBER_ON_DEVICE(a.device(), gemm, a2, b.unsqueeze(0), out, 1.0, 0.0, bias ? &bias_c : nullptr, act);
+      return out.view(out_shape).astype(t);
+    } catch (const std::invalid_argument&) {
+      // not mergeable: fall through to the batched path
+    }
+  }
+  Array a3 = as_batched(a, batch, B), b3 = as_batched(b, batch, B);
+  out = Array::empty({B, M, N}, compute, a.device());
+  EMBER_ON_DEVICE(a.device(), gemm, a3, b3, out, 1.0, 0.0, bias ? &bias_c : nullptr, act);
+  return out.view(out_shape).astype(t);
+}
+
+void gemm_(const Array& a, const Array& b, Array& c, double alpha, double beta) {
+  check_same_device("gemm", a, b);
+  check_same_device("gemm", a, c);
+  EMBER_CHECK(a.ndim() == 3 && b.ndim() == 3 && c.ndim() == 3 && a.shape(0) == c.shape(0) &&
+                  b.shape(0) == c.shape(0) && a.shape(1) == c.shape(1) && b.shape(2) == c.shape(2) &&
+                  a.shape(2) == b.shape(1),
+              "gemm", "expects a (B, M, K), b (B, K, N), c (B, M, N) (shapes a=", shape_str(a.shape()),
+              ", b=", shape_str(b.shape()), ", c=", shape_str(c.shape()), ")");
+  EMBER_CHECK(c.strides()[2] == 1 || c.shape(2) == 1, "gemm", "c needs unit column stride (strides ",
+              shape_str(c.strides()), ")");
+  EMBER_CHECK_T(TypeError, a.dtype() == c.dtype() && b.dtype() == c.dtype(), "gemm", "dtypes differ (",
+                dtype_name(a.dtype()), ", ", dtype_name(b.dtype()), ", ", dtype_name(c.dtype()), ")");
+  EMBER_ON_DEVICE(c.device(), gemm, a, b, c, alpha, beta, nullptr, Activation::none);
+}
+
+}  // namespace ember

@@ -15,6 +15,7 @@ enum class BinaryOp : uint8_t {
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge
 };
 enum class ReduceOp : uint8_t { sum, mean, max, min, argmax, argmin, var, prod };
+enum class Activation : uint8_t { none, relu, gelu, gelu_tanh };  // fused GEMM epilogues
 
 bool is_comparison(BinaryOp op);
 
@@ -27,6 +28,12 @@ Array where(const Array& cond, const Array& a, const Array& b);
 
 // Reductions over any set of dims (empty = all). var uses `correction` (1 = unbiased).
 Array reduce(ReduceOp op, const Array& x, std::vector<int> dims, bool keepdim, int64_t correction = 1);
+
+// Matrix products. matmul: a (..., M, K) @ b (..., K, N) with NumPy broadcasting of the batch dims
+// (operands of >= 2 dims; the Python layer promotes 1-d ones), optionally + bias (N,) and an
+// activation fused into the store of C. gemm_: C = alpha * A @ B + beta * C in place on 3-d arrays.
+Array matmul(const Array& a, const Array& b, const Array* bias = nullptr, Activation act = Activation::none);
+void gemm_(const Array& a, const Array& b, Array& c, double alpha, double beta);
 
 // Copy / cast / fill / creation.
 void copy_(Array& dst, const Array& src);  // broadcasts src to dst's shape, casts dtype, any devices

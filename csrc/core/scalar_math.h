@@ -118,6 +118,17 @@ EMBER_HD T unary_grad(UnaryOp op, T x, T g, T lo, T hi) {
   }
 }
 
+// The fused GEMM epilogue activations, the same formulas as the unary ops.
+template <typename T>
+EMBER_HD T apply_activation(Activation act, T v) {
+  switch (act) {
+    case Activation::relu: return apply_unary(UnaryOp::relu, v, T(0), T(0));
+    case Activation::gelu: return apply_unary(UnaryOp::gelu, v, T(0), T(0));
+    case Activation::gelu_tanh: return apply_unary(UnaryOp::gelu_tanh, v, T(0), T(0));
+    default: return v;
+  }
+}
+
 // Binary ops; comparisons return 0/1 in T and the caller stores them as bool.
 template <typename T>
 EMBER_HD T apply_binary(BinaryOp op, T a, T b) {

@@ -23,6 +23,7 @@ void index_add(const Array&, const Array&, Array&, int64_t, int64_t, int64_t) { 
 void gather(const Array&, const Array&, Array&, int64_t, int64_t, int64_t) { no_cuda("gather"); }
 void scatter_add(const Array&, const Array&, Array&, int64_t, int64_t, int64_t) { no_cuda("scatter_add"); }
 Array nonzero_flat(const Array&) { no_cuda("nonzero"); }
+void gemm(const Array&, const Array&, Array&, double, double, const Array*, Activation) { no_cuda("matmul"); }
 void random_uniform(Array&, double, double, uint64_t, uint64_t) { no_cuda("rand"); }
 void random_normal(Array&, double, double, uint64_t, uint64_t) { no_cuda("randn"); }
 void random_int(Array&, int64_t, int64_t, uint64_t, uint64_t) { no_cuda("randint"); }

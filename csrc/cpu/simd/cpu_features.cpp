@@ -1,39 +1,75 @@
-// Run-time ISA choice: the widest kernel table this CPU supports among those compiled in. The
-// EMBER_SIMD environment variable (avx512 | avx2 | portable) forces a narrower one, for testing
-// every path on one machine.
+// Run-time ISA choice: the widest ISA this CPU supports among those compiled in, used for every
+// per-ISA table (the elementwise loops of simd/kernels.cpp, the GEMM micro-kernels of
+// microkernels/gemm_kernels.cpp). The EMBER_SIMD environment variable (avx512 | avx2 | portable)
+// caps it, so every path can be tested on one machine.
 #include <cstdlib>
 #include <cstring>
+#include "cpu/microkernels/gemm.h"
 #include "cpu/simd/kernels.h"
 
 namespace ember::cpu {
-namespace simd_portable { extern const SimdKernels table; }
+
+#define EMBER_DECLARE_ISA(isa)                               \
+  namespace simd_##isa { extern const SimdKernels table; }   \
+  namespace gemm_##isa { extern const GemmKernels table; }
+EMBER_DECLARE_ISA(portable)
 #ifdef EMBER_HAVE_AVX2
-namespace simd_avx2 { extern const SimdKernels table; }
+EMBER_DECLARE_ISA(avx2)
 #endif
 #ifdef EMBER_HAVE_AVX512
-namespace simd_avx512 { extern const SimdKernels table; }
+EMBER_DECLARE_ISA(avx512)
 #endif
 
-static const SimdKernels* choose() {
+namespace {
+
+enum class Isa { portable, avx2, avx512 };
+
+Isa detect() {
   const char* want = std::getenv("EMBER_SIMD");
-  auto allowed = [want](const char* isa) { return !want || !*want || std::strcmp(want, isa) == 0; };
-  (void)allowed;
+  auto cap = [want](const char* isa) { return !want || !*want || std::strcmp(want, isa) == 0; };
+  bool allow512 = cap("avx512"), allow2 = allow512 || cap("avx2");
+  (void)allow512;
+  (void)allow2;
 #if defined(EMBER_HAVE_AVX512)
-  if (allowed("avx512") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-    return &simd_avx512::table;
+  if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
+    return Isa::avx512;
 #endif
 #if defined(EMBER_HAVE_AVX2)
-  if ((allowed("avx2") || (want && std::strcmp(want, "avx512") == 0)) &&
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return &simd_avx2::table;
+  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
 #endif
-  return &simd_portable::table;
+  return Isa::portable;
 }
 
+Isa isa() {
+  static const Isa chosen = detect();
+  return chosen;
+}
+
+}  // namespace
+
 const SimdKernels& simd() {
-  static const SimdKernels* table = choose();
-  return *table;
+  switch (isa()) {
+#ifdef EMBER_HAVE_AVX512
+    case Isa::avx512: return simd_avx512::table;
+#endif
+#ifdef EMBER_HAVE_AVX2
+    case Isa::avx2: return simd_avx2::table;
+#endif
+    default: return simd_portable::table;
+  }
+}
+
+const GemmKernels& gemm_kernels() {
+  switch (isa()) {
+#ifdef EMBER_HAVE_AVX512
+    case Isa::avx512: return gemm_avx512::table;
+#endif
+#ifdef EMBER_HAVE_AVX2
+    case Isa::avx2: return gemm_avx2::table;
+#endif
+    default: return gemm_portable::table;
+  }
 }
 
 const char* simd_level() { return simd().isa; }

@@ -1,0 +1,222 @@
+// GEMM on the CPU: C[b] = alpha * A[b] @ B[b] + beta * C[b] (+ bias per column, then an activation),
+// float32 and float64, any strides for A and B (transposes are just strides), C with unit column stride.
+//
+// Algorithm (the BLIS/GotoBLAS loop nest):
+//   for jc in N step NC          B block (KC x NC) lives in L3
+//     for pc in K step KC        pack B[pc:pc+KC, jc:jc+NC] into NR-wide micro-panels    -> Bp
+//       for ic in M step MC      pack A[ic:ic+MC, pc:pc+KC] into MR-tall micro-panels     -> Ap (L2)
+//         for jr, ir             micro-kernel: (MR x KC) @ (KC x NR) into registers, then C
+// Packing turns any layout into unit-stride, zero-padded panels, so the micro-kernel never sees a
+// stride or an edge; edges are handled only when storing the tile.
+//
+// Block sizes come from the cache sizes read at run time (sysconf), following the analytical model of
+// Low et al. (TOMS 2016): a KC x NR micro-panel of B should fill about half of L1 (it is reused by every
+// A micro-panel), an MC x KC block of A about half of L2, a KC x NC block of B a share of L3.
+//
+// Threads: one parallel region per call; B and A panels are packed cooperatively, then the (jr, ir)
+// micro-tiles of the block are split statically, so 2 to 64 cores all get work whether M or N is
+// small. Problems under ~2 MFLOP stay on one thread (a parallel region costs microseconds); many small
+// batched GEMMs run one per thread instead.
+#include <omp.h>
+#include <unistd.h>
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include "core/backend.h"
+#include "core/dispatch.h"
+#include "core/scalar_math.h"
+#include "cpu/microkernels/gemm.h"
+#include "cpu/parallel.h"
+
+namespace ember::cpu {
+namespace {
+
+struct Blocking { int64_t mc, kc, nc; };
+
+int64_t cache_bytes(int name, int64_t fallback) {
+  long v = sysconf(name);
+  return v > 0 ? int64_t(v) : fallback;
+}
+
+int64_t env_int(const char* name, int64_t fallback) {
+  const char* s = std::getenv(name);
+  return s && *s ? std::max<int64_t>(1, std::atoll(s)) : fallback;
+}
+
+int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
+
+Blocking blocking(int mr, int nr, size_t elem) {
+  static const int64_t l1 = cache_bytes(_SC_LEVEL1_DCACHE_SIZE, 32 << 10);
+  static const int64_t l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE, 1 << 20);
+  static const int64_t l3 = cache_bytes(_SC_LEVEL3_CACHE_SIZE, 8 << 20);
+  Blocking b;
+  b.kc = env_int("EMBER_GEMM_KC", std::clamp<int64_t>(round_down(l1 / 2 / (nr * int64_t(elem)), 8), 128, 512));
+  b.mc = env_int("EMBER_GEMM_MC", std::clamp<int64_t>(round_down(l2 / 2 / (b.kc * int64_t(elem)), mr), mr, 1024));
+  b.nc = env_int("EMBER_GEMM_NC", std::clamp<int64_t>(round_down(l3 / 4 / (b.kc * int64_t(elem)), nr), nr, 8192));
+  b.mc = round_down(b.mc, mr);
+  b.nc = round_down(b.nc, nr);
+  return b;
+}
+
+// Per-thread packing buffers, 64-byte aligned, grown on demand and reused across calls.
+struct PackBuffer {
+  std::unique_ptr<char, decltype(&std::free)> mem{nullptr, &std::free};
+  size_t size = 0;
+  template <typename T> T* get(size_t n) {
+    size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+    if (bytes > size) {
+      mem.reset(static_cast<char*>(std::aligned_alloc(64, bytes)));
+      if (!mem) fail<OutOfMemory>("gemm", "cannot allocate a ", bytes, "-byte packing buffer");
+      size = bytes;
+    }
+    return reinterpret_cast<T*>(mem.get());
+  }
+};
+thread_local PackBuffer tl_a, tl_b;
+
+// Ap[p][k][i] = A[p*MR + i][k]: MR rows of one k contiguous; rows past m are zero.
+template <typename T>
+void pack_a_panel(const T* a, int64_t rsa, int64_t csa, int64_t rows, int64_t kc, int mr, T* dst) {
+  if (rows < mr) std::memset(dst, 0, sizeof(T) * size_t(mr * kc));
+  if (csa == 1) {  // row-major A: read each row contiguously
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = a[i * rsa + k];
+  } else {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t i = 0; i < rows; ++i) dst[k * mr + i] = a[i * rsa + k * csa];
+  }
+}
+
+// Bp[q][k][j] = B[k][q*NR + j]: NR columns of one k contiguous; columns past n are zero.
+template <typename T>
+void pack_b_panel(const T* b, int64_t rsb, int64_t csb, int64_t cols, int64_t kc, int nr, T* dst) {
+  if (cols < nr) std::memset(dst, 0, sizeof(T) * size_t(nr * kc));
+  if (csb == 1) {
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * nr, b + k * rsb, sizeof(T) * size_t(cols));
+  } else if (rsb == 1) {  // transposed B (x @ W^T): read each column contiguously
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = b[j * csb + k];
+  } else {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = 0; j < cols; ++j) dst[k * nr + j] = b[k * rsb + j * csb];
+  }
+}
+
+template <typename T>
+struct Problem {
+  int64_t m, n, k;
+  const T* a; int64_t rsa, csa;
+  const T* b; int64_t rsb, csb;
+  T* c; int64_t ldc;
+  T alpha, beta;
+  const T* bias;
+  Activation act;
+};
+
+// K == 0: C = beta * C (+ bias, act); nothing to multiply.
+template <typename T>
+void scale_only(const Problem<T>& p) {
+  for (int64_t i = 0; i < p.m; ++i)
+    for (int64_t j = 0; j < p.n; ++j) {
+      T* c = p.c + i * p.ldc + j;
+      T v = p.beta == T(0) ? T(0) : p.beta * *c;
+      if (p.bias) v += p.bias[j];
+      *c = apply_activation(p.act, v);
+    }
+}
+
+template <typename T>
+void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, int threads) {
+  const Blocking bl = blocking(mr, nr, sizeof(T));
+  const int64_t kc_max = std::min(bl.kc, p.k), nc_max = std::min(bl.nc, (p.n + nr - 1) / nr * nr);
+  const int64_t mc_max = std::min(bl.mc, (p.m + mr - 1) / mr * mr);
+  T* Bp = tl_b.get<T>(size_t(kc_max * nc_max));
+  T* Ap = tl_a.get<T>(size_t(kc_max * mc_max));
+
+  // `each(n, f)` runs f(0..n): split over the team inside the parallel region (with the implied
+  // barrier after it), a plain loop on the serial path. No orphaned `omp for`: the serial path may
+  // itself run inside another parallel region (one GEMM per thread for batches).
+  auto body = [&](auto each) {
+    for (int64_t jc = 0; jc < p.n; jc += bl.nc) {
+      const int64_t nc = std::min(bl.nc, p.n - jc), nq = (nc + nr - 1) / nr;
+      for (int64_t pc = 0; pc < p.k; pc += bl.kc) {
+        const int64_t kc = std::min(bl.kc, p.k - pc);
+        const GemmStore<T> st0{p.alpha, p.beta, pc == 0, pc + kc >= p.k, nullptr, p.act};
+        each(nq, [&](int64_t q) {
+          pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb, std::min<int64_t>(nr, nc - q * nr),
+                       kc, nr, Bp + q * nr * kc);
+        });
+        for (int64_t ic = 0; ic < p.m; ic += bl.mc) {
+          const int64_t mc = std::min(bl.mc, p.m - ic), np_ = (mc + mr - 1) / mr;
+          each(np_, [&](int64_t i) {
+            pack_a_panel(p.a + (ic + i * mr) * p.rsa + pc * p.csa, p.rsa, p.csa, std::min<int64_t>(mr, mc - i * mr),
+                         kc, mr, Ap + i * mr * kc);
+          });
+          // Micro-tiles in (B panel, A panel) order: a B micro-panel stays in L1 while A panels stream.
+          each(nq * np_, [&](int64_t t) {
+            const int64_t q = t / np_, i = t % np_, col = jc + q * nr;
+            GemmStore<T> st = st0;
+            st.bias = p.bias ? p.bias + col : nullptr;
+            kernel(kc, Ap + i * mr * kc, Bp + q * nr * kc, p.c + (ic + i * mr) * p.ldc + col, p.ldc,
+                   int(std::min<int64_t>(mr, mc - i * mr)), int(std::min<int64_t>(nr, nc - q * nr)), st);
+          });
+        }
+      }
+    }
+  };
+  if (threads <= 1) {
+    body([](int64_t n, auto&& f) { for (int64_t i = 0; i < n; ++i) f(i); });
+  } else {
+#pragma omp parallel num_threads(threads)
+    body([](int64_t n, auto&& f) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) f(i);
+    });
+  }
+}
+
+constexpr double kSerialFlops = 2e6;  // below this a parallel region costs more than it saves
+
+template <typename T>
+void run(const Problem<T>& p, int threads) {
+  if (p.m == 0 || p.n == 0) return;
+  if (p.k == 0) return scale_only(p);
+  const GemmKernels& g = gemm_kernels();
+  if constexpr (std::is_same_v<T, float>) gemm_blocked(p, g.f32, g.mr, g.nr, threads);
+  else gemm_blocked(p, g.f64, g.mr64, g.nr64, threads);
+}
+
+}  // namespace
+
+// a: (batch, M, K), b: (batch, K, N), c: (batch, M, N) with unit column stride; batch strides may be
+// 0 (broadcast operands). bias: contiguous (N,) or null.
+void gemm(const Array& a, const Array& b, Array& c, double alpha, double beta, const Array* bias, Activation act) {
+  dispatch_float(c.dtype(), "gemm", [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      const int64_t batch = c.shape(0), m = c.shape(1), n = c.shape(2), k = a.shape(2);
+      auto problem = [&](int64_t i) {
+        return Problem<T>{m, n, k,
+                          a.data<T>() + i * a.strides()[0], a.strides()[1], a.strides()[2],
+                          b.data<T>() + i * b.strides()[0], b.strides()[1], b.strides()[2],
+                          c.data<T>() + i * c.strides()[0], c.strides()[1],
+                          T(alpha), T(beta), bias ? bias->data<T>() : nullptr, act};
+      };
+      const double flops = 2.0 * double(m) * double(n) * double(k);
+      const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+      if (batch > 1 && flops < kSerialFlops * max_threads && max_threads > 1) {
+        // Many small GEMMs: one per thread, each serial.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(int(std::min<int64_t>(batch, max_threads)))
+        for (int64_t i = 0; i < batch; ++i) run(problem(i), 1);
+        return;
+      }
+      const int threads = flops < kSerialFlops ? 1 : max_threads;
+      for (int64_t i = 0; i < batch; ++i) run(problem(i), threads);
+    } else {
+      fail<TypeError>("matmul", "CPU GEMM supports float32 and float64, got ", dtype_name(c.dtype()));
+    }
+  });
+}
+
+}  // namespace ember::cpu

@@ -1,0 +1,38 @@
+// The GEMM micro-kernel interface: one register-tile kernel per ISA, chosen at run time with the
+// SIMD table (cpu/simd/cpu_features.cpp). gemm_kernels.cpp is compiled once per ISA; gemm.cpp
+// (the blocked driver: packing, cache blocking, threads) is ISA-neutral and calls through this table.
+#pragma once
+#include <cstdint>
+#include "core/ops.h"
+
+namespace ember::cpu {
+
+// What the micro-kernel does with its MR x NR accumulator tile when it stores it into C:
+//   first K block:  C = alpha * acc + beta * C   (beta == 0: C is not read, so NaN in C cannot leak)
+//   later K blocks: C += alpha * acc
+//   last K block:   then C += bias[j] and C = act(C), so linear + activation is one pass over C.
+template <typename T>
+struct GemmStore {
+  T alpha, beta;
+  bool first, last;
+  const T* bias;  // per column, already offset to the tile's first column; nullptr = none
+  Activation act;
+};
+
+// acc = sum_k Ap[k*MR + i] * Bp[k*NR + j], then stored into C (row stride ldc, unit column stride)
+// for the m x n (m <= MR, n <= NR) part that exists. Ap/Bp are packed, zero-padded micro-panels.
+template <typename T>
+using GemmMicrokernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, int m, int n,
+                                 const GemmStore<T>& st);
+
+struct GemmKernels {
+  const char* name;           // e.g. "avx512_6x32"
+  int mr, nr;                 // float32 register tile
+  GemmMicrokernel<float> f32;
+  int mr64, nr64;             // float64 register tile
+  GemmMicrokernel<double> f64;
+};
+
+const GemmKernels& gemm_kernels();  // the table for the ISA in use
+
+}  // namespace ember::cpu
