@@ -25,6 +25,7 @@ from .ops.reduce import (all, amax, amin, any, argmax, argmin, log_softmax, logs
                          prod, softmax, std, sum, var)
 from .ops.shape import (broadcast_to, cat, chunk, concat, flatten, permute, reshape, split, squeeze, stack,
                         transpose, unsqueeze)
+from .ops.linalg import bmm, linear, matmul, mm
 from .ops.index import gather, index_select, masked_fill, nonzero, scatter_add
 from .interop import from_dlpack, from_numpy
 

@@ -1,7 +1,7 @@
 """Differentiable ops, one file per family; this file binds them as Tensor methods and operators."""
 from __future__ import annotations
 
-from . import creation, elementwise, index, reduce, shape
+from . import creation, elementwise, index, linalg, reduce, shape
 
 
 def _r(fn):
@@ -46,6 +46,7 @@ def tensor_methods():
         "__eq__": e.eq, "__ne__": e.ne, "__lt__": e.lt, "__le__": e.le, "__gt__": e.gt, "__ge__": e.ge,
         "__and__": e.logical_and, "__or__": e.logical_or, "__xor__": e.logical_xor,
         "__invert__": e.logical_not,
+        "__matmul__": linalg.matmul, "__rmatmul__": _r(linalg.matmul), "matmul": linalg.matmul,
         "__getitem__": s.getitem, "__setitem__": s.setitem,
         "__iadd__": _inplace(e.add), "__isub__": _inplace(e.sub), "__imul__": _inplace(e.mul),
         "__itruediv__": _inplace(e.div),

@@ -1,0 +1,77 @@
+"""Matrix products on ember's GEMM: matmul (@) with NumPy broadcasting, and linear (x @ W^T + b) with
+the activation fused into the GEMM's store. Backward runs the same GEMM on transposed views (strides
+only, no copies): dA = dC @ B^T, dB = A^T @ dC."""
+from __future__ import annotations
+
+from .. import _C
+from ..tensor import Tensor
+from ._util import make, unbroadcast, wrap
+
+_ACTS = {None: _C.Activation.none, "none": _C.Activation.none, "relu": _C.Activation.relu,
+         "gelu": _C.Activation.gelu, "gelu_tanh": _C.Activation.gelu_tanh}
+
+
+def _mT(a):
+    """The last two dims swapped (a view)."""
+    return a.transpose(a.ndim - 2, a.ndim - 1)
+
+
+def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
+    out = _C.matmul(a._a, b._a)
+
+    def backward(g):
+        ga = wrap(_C.matmul(g._a, _mT(b._a))) if a.requires_grad else None
+        gb = wrap(_C.matmul(_mT(a._a), g._a)) if b.requires_grad else None
+        return (None if ga is None else unbroadcast(ga, a.shape),
+                None if gb is None else unbroadcast(gb, b.shape))
+
+    return make(out, (a, b), backward, "matmul")
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b with NumPy's rules: 1-d operands are promoted (and the added dim removed), batch dims
+    broadcast."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError(f"[matmul] expected Tensors, got {type(a).__name__} and {type(b).__name__}")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"[matmul] operands must have >= 1 dim (shapes a={a.shape}, b={b.shape})")
+    a2 = a.unsqueeze(0) if a.ndim == 1 else a
+    b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+    out = _matmul_nd(a2, b2)
+    if b.ndim == 1:
+        out = out.squeeze(-1)
+    if a.ndim == 1:
+        out = out.squeeze(-2 if b.ndim > 1 else -1)
+    return out
+
+
+mm = matmul
+bmm = matmul
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=None) -> Tensor:
+    """x @ weight^T + bias, then an optional activation ('relu', 'gelu', 'gelu_tanh') fused into the
+    GEMM epilogue: one pass over the output. weight: (out_features, in_features)."""
+    if activation not in _ACTS:
+        raise ValueError(f"[linear] unknown activation {activation!r}; expected one of relu, gelu, gelu_tanh")
+    if x.ndim == 0 or weight.ndim != 2:
+        raise ValueError(f"[linear] expects x (..., in) and weight (out, in), got shapes {x.shape} and {weight.shape}")
+    act = _ACTS[activation]
+    if act in (_C.Activation.gelu, _C.Activation.gelu_tanh):
+        # GELU's derivative needs the pre-activation: keep z, apply the activation as its own op.
+        from .elementwise import gelu
+        return gelu(linear(x, weight, bias), "tanh" if activation == "gelu_tanh" else "none")
+    wt = _mT(weight._a)
+    out = _C.matmul(x._a, wt, None if bias is None else bias._a, act)
+
+    def backward(g):
+        if act == _C.Activation.relu:  # relu'(z) = [out > 0]
+            g = wrap(_C.where(_C.binary(_C.BinaryOp.gt, out, _C.full([], 0.0, out.dtype, out.device)), g._a,
+                              _C.full([], 0.0, g._a.dtype, out.device)))
+        g2 = g._a.reshape([-1, g.shape[-1]])
+        gx = wrap(_C.matmul(g._a, weight._a)) if x.requires_grad else None
+        gw = wrap(_C.matmul(_mT(g2), x._a.reshape([-1, x.shape[-1]]))) if weight.requires_grad else None
+        gb = wrap(_C.reduce(_C.ReduceOp.sum, g2, [0], False)) if bias is not None and bias.requires_grad else None
+        return gx, gw, gb
+
+    return make(out, (x, weight, bias), backward, "linear")

@@ -1,0 +1,153 @@
+"""GEMM, matmul and linear against float64 NumPy: transposes, odd sizes, views, batches, alpha/beta,
+the fused epilogue, gradients, and every ISA's micro-kernel."""
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ember as em
+from ember import _C
+from helpers.check import assert_close, check_op, gradcheck_op, rng, tolerance
+
+ODD = [1, 7, 31, 33, 127, 129]
+
+
+def _gemm_tol(k, dtype="float32"):
+    return tolerance(dtype, n=k, ulps=4)
+
+
+@pytest.mark.parametrize("m", ODD)
+@pytest.mark.parametrize("n", ODD)
+def test_matmul_odd_sizes(m, n, device):
+    k = 37
+    check_op(lambda a, b: a @ b, np.matmul, [(m, k), (k, n)], device, reduce_n=k, grad=m * n <= 1000)
+
+
+@pytest.mark.parametrize("mkn", [(1000, 129, 33), (33, 1000, 127), (5, 3000, 7), (300, 1, 200)], ids=str)
+def test_matmul_large_k_or_m(mkn, device):
+    m, k, n = mkn
+    check_op(lambda a, b: a @ b, np.matmul, [(m, k), (k, n)], device, reduce_n=k, grad=False)
+
+
+def test_every_remainder_of_the_register_tile(device):
+    # m and n through 1..70 cover every remainder of MR (4, 6, 8, 12) and NR (8, 16, 32).
+    r, seed = rng()
+    k = 19
+    for m in range(1, 71, 3):
+        for n in range(1, 71):
+            a, b = r.standard_normal((m, k)), r.standard_normal((k, n))
+            got = (em.tensor(a, dtype="float32", device=device) @ em.tensor(b, dtype="float32", device=device))
+            want = a.astype(np.float32).astype(np.float64) @ b.astype(np.float32).astype(np.float64)
+            assert_close(got.cpu().numpy(), want, _gemm_tol(k), msg=f"seed {seed} m={m} n={n}")
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_transpose_modes_without_copies(ta, tb, device):
+    r, _ = rng()
+    m, k, n = 45, 70, 33
+    a = r.standard_normal((k, m) if ta else (m, k))
+    b = r.standard_normal((n, k) if tb else (k, n))
+    A = em.tensor(a, dtype="float32", device=device)
+    B = em.tensor(b, dtype="float32", device=device)
+    A, B = (A.t() if ta else A), (B.t() if tb else B)
+    want = (a.T if ta else a).astype(np.float32).astype(np.float64) @ (b.T if tb else b).astype(np.float32).astype(np.float64)
+    assert_close((A @ B).cpu().numpy(), want, _gemm_tol(k))
+
+
+def test_non_contiguous_views(device):
+    r, _ = rng()
+    a = em.tensor(r.standard_normal((40, 60)), dtype="float32", device=device)[::2, 1::3]   # (20, 20)
+    b = em.tensor(r.standard_normal((50, 30)), dtype="float32", device=device)[5:25, ::2]   # (20, 15)
+    want = a.cpu().double().numpy() @ b.cpu().double().numpy()
+    assert_close((a @ b).cpu().numpy(), want, _gemm_tol(20))
+
+
+@pytest.mark.parametrize("shapes", [((4, 5, 7), (4, 7, 3)), ((2, 1, 5, 7), (3, 7, 6)), ((3, 5, 7), (7, 2)),
+                                    ((7,), (2, 7, 3)), ((2, 5, 7), (7,)), ((7,), (7,)), ((6, 2, 3), (1, 3, 4))], ids=str)
+def test_batched_broadcast(shapes, device):
+    check_op(lambda a, b: a @ b, np.matmul, list(shapes), device, reduce_n=7)
+
+
+def test_float64(device):
+    if device == "cuda":
+        pytest.skip("float64 GEMM is CPU only")
+    check_op(lambda a, b: a @ b, np.matmul, [(33, 65), (65, 17)], device, dtype="float64", reduce_n=65)
+
+
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 2.0), (0.0, 0.5)])
+def test_gemm_alpha_beta(alpha, beta, device):
+    r, _ = rng()
+    a, b, c = r.standard_normal((3, 29, 41)), r.standard_normal((3, 41, 35)), r.standard_normal((3, 29, 35))
+    A, B = (em.tensor(x, dtype="float32", device=device) for x in (a, b))
+    C = em.tensor(c, dtype="float32", device=device)
+    _C.gemm_(A._a, B._a, C._a, alpha, beta)
+    f = lambda x: x.astype(np.float32).astype(np.float64)  # noqa: E731
+    assert_close(C.cpu().numpy(), alpha * f(a) @ f(b) + beta * f(c), _gemm_tol(41))
+
+
+def test_beta_zero_ignores_nan_in_c():
+    C = em.full((1, 2, 2), float("nan"))
+    _C.gemm_(em.ones(1, 2, 3)._a, em.ones(1, 3, 2)._a, C._a, 1.0, 0.0)
+    assert C.tolist() == [[[3.0, 3.0], [3.0, 3.0]]]
+
+
+def test_k_zero_gives_bias_only():
+    out = em.linear(em.ones(3, 0), em.ones(4, 0), em.tensor([1.0, -2.0, 3.0, 0.5]), "relu")
+    assert out.tolist() == [[1.0, 0.0, 3.0, 0.5]] * 3
+
+
+def _np_gelu(z):
+    return 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+
+
+@pytest.mark.parametrize("act,ref", [(None, lambda z: z), ("relu", lambda z: np.maximum(z, 0)), ("gelu", _np_gelu),
+                                     ("gelu_tanh", lambda z: 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3))))])
+@pytest.mark.parametrize("shape", [(5, 7), (2, 3, 7), (1, 7), (130, 7)], ids=str)
+def test_linear_fused_epilogue(act, ref, shape, device):
+    check_op(lambda x, w, b: em.linear(x, w, b, act), lambda x, w, b: ref(x @ w.T + b),
+             [shape, (33, 7), (33,)], device, reduce_n=7, fd_limit=2000)
+
+
+def test_linear_without_bias(device):
+    check_op(lambda x, w: em.linear(x, w), lambda x, w: x @ w.T, [(4, 9), (5, 9)], device, reduce_n=9)
+
+
+def test_matmul_gradcheck():
+    gradcheck_op(lambda a, b: a @ b, [(3, 4), (4, 2)])
+    gradcheck_op(lambda a, b: a @ b, [(2, 3, 4), (4, 2)])
+    gradcheck_op(lambda x, w, b: em.linear(x, w, b, "relu"), [(3, 4), (5, 4), (5,)])
+
+
+def test_matmul_errors():
+    with pytest.raises(ValueError, match=r"\[matmul\] inner dimensions differ"):
+        em.ones(2, 3) @ em.ones(4, 5)
+    with pytest.raises(ValueError, match=r"\[matmul\].*broadcast"):
+        em.ones(2, 2, 3) @ em.ones(3, 3, 4)
+    with pytest.raises(TypeError, match=r"\[matmul\]"):
+        em.ones(2, 2, dtype="int64") @ em.ones(2, 2, dtype="int64")
+    with pytest.raises(ValueError, match=r"\[linear\] unknown activation"):
+        em.linear(em.ones(2, 2), em.ones(2, 2), None, "swish")
+
+
+@pytest.mark.parametrize("isa", ["avx2", "portable"])
+def test_narrower_isas_compute_the_same(isa):
+    # EMBER_SIMD caps the ISA for the whole process, so each runs in a fresh interpreter.
+    code = (
+        "import numpy as np, ember as em\n"
+        "r = np.random.default_rng()\n"
+        "for m, k, n in [(1, 1, 1), (7, 33, 31), (67, 129, 70), (200, 300, 150)]:\n"
+        "    a, b = r.standard_normal((m, k)), r.standard_normal((k, n))\n"
+        "    got = (em.tensor(a, dtype='float32') @ em.tensor(b, dtype='float32')).numpy()\n"
+        "    want = a.astype(np.float32).astype(np.float64) @ b.astype(np.float32).astype(np.float64)\n"
+        "    assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max()), (m, k, n)\n"
+        "    assert np.allclose((em.tensor(a).exp()).numpy(), np.exp(a), rtol=1e-12)\n"
+        "print(em._C.simd_level())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "EMBER_SIMD": isa},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in (isa, "portable")
