@@ -9,12 +9,11 @@
 // Packing turns any layout into unit-stride, zero-padded panels, so the micro-kernel never sees a
 // stride or an edge; edges are handled only when storing the tile.
 //
-// Block sizes come from the cache sizes read at run time (sysconf). MC x KC of packed A fills half of
-// L2 and KC x NC of packed B a quarter of L3 (Low et al., TOMS 2016). KC is larger than the textbook
-// "B micro-panel in half of L1": with the prefetches in the micro-kernel the panels stream well from
-// L2, and a long K loop amortises the C tile's load/store. Measured on Zen 4 (32 KiB L1, 1 MiB L2),
-// 2048^3 on 2 threads: KC 128 -> 128 GFLOP/s, 256 -> 154, 384 -> 164, 512 -> 176 (see gemm.md).
-// KC = L2 / (16 NR sizeof(T)), clamped to [128, 512]. EMBER_GEMM_KC/MC/NC override, for tuning.
+// Block sizes come from the cache sizes read at run time (sysconf), after BLIS's analysis (Low et al.,
+// TOMS 2016), with the roles that fit a row-major C: the MR x KC micro-panel of A (broadcast operand)
+// stays in L1, so KC = L1 / (2 MR sizeof(T)); the KC x NC block of B (vector operand) stays in L2, so
+// NC = L2 / (2 KC sizeof(T)); the B micro-panels stream from it with prefetches (gemm_kernels.cpp).
+// EMBER_GEMM_KC / EMBER_GEMM_NC override them, for tuning.
 // Threads: one parallel region per call, work split by rows or by columns (see gemm_blocked), so 2 to
 // 64 cores all get work whether M or N is small. Problems under ~2 MFLOP stay on one thread (a
 // parallel region costs microseconds); many small batched GEMMs run one per thread instead.
@@ -33,7 +32,7 @@
 namespace ember::cpu {
 namespace {
 
-struct Blocking { int64_t mc, kc, nc; };
+struct Blocking { int64_t mc, kc, nc; };  // mc unused: A is packed one micro-panel at a time
 
 int64_t cache_bytes(int name, int64_t fallback) {
   long v = sysconf(name);
@@ -48,14 +47,13 @@ int64_t env_int(const char* name, int64_t fallback) {
 int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
 
 Blocking blocking(int mr, int nr, size_t elem) {
+  static const int64_t l1 = cache_bytes(_SC_LEVEL1_DCACHE_SIZE, 32 << 10);
   static const int64_t l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE, 1 << 20);
-  static const int64_t l3 = cache_bytes(_SC_LEVEL3_CACHE_SIZE, 8 << 20);
   Blocking b;
-  b.kc = env_int("EMBER_GEMM_KC", std::clamp<int64_t>(round_down(l2 / (16 * nr * int64_t(elem)), 8), 128, 512));
-  b.mc = env_int("EMBER_GEMM_MC", std::clamp<int64_t>(round_down(l2 / 2 / (b.kc * int64_t(elem)), mr), mr, 1024));
-  b.nc = env_int("EMBER_GEMM_NC", std::clamp<int64_t>(round_down(l3 / 4 / (b.kc * int64_t(elem)), nr), nr, 8192));
-  b.mc = round_down(b.mc, mr);
+  b.kc = env_int("EMBER_GEMM_KC", std::clamp<int64_t>(round_down(l1 / (2 * mr * int64_t(elem)), 8), 64, 1024));
+  b.nc = env_int("EMBER_GEMM_NC", std::clamp<int64_t>(l2 / (2 * b.kc * int64_t(elem)), nr, 8192));
   b.nc = round_down(b.nc, nr);
+  b.mc = 0;
   return b;
 }
 
@@ -126,81 +124,59 @@ void scale_only(const Problem<T>& p) {
     }
 }
 
-// Multiplies the packed B block (kc x nc at Bp) by rows [r0, r1) of A: packs A into this thread's
-// buffer MC rows at a time, then runs the micro-tiles in (B panel, A panel) order.
+// One thread's share: C[r0:r1, c0:c1]. Per KC slice of K, the thread packs its A rows once (MR-row
+// micro-panels), then for each NC-column block of B (packed, stays in L2) runs every A micro-panel
+// (MR x KC, stays in L1 while it is used) against all the block's NR-column B micro-panels.
+// Packing A once per K slice, not once per B block, matters: transposing A into panels costs about
+// as much per element as an MR x NR x 1 update, so it must be amortised over all of N.
 template <typename T>
-void rows_times_block(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, int64_t mc_block,
-                      int64_t r0, int64_t r1, int64_t jc, int64_t nc, int64_t pc, int64_t kc, const T* Bp) {
-  const int64_t nq = (nc + nr - 1) / nr;
-  T* Ap = tl_a.get<T>(size_t(kc * ((std::min(mc_block, r1 - r0) + mr - 1) / mr * mr)));
-  const GemmStore<T> st0{p.alpha, p.beta, pc == 0, pc + kc >= p.k, nullptr, p.act};
-  for (int64_t ic = r0; ic < r1; ic += mc_block) {
-    const int64_t mc = std::min(mc_block, r1 - ic), np_ = (mc + mr - 1) / mr;
-    for (int64_t i = 0; i < np_; ++i)
-      pack_a_panel(p.a + (ic + i * mr) * p.rsa + pc * p.csa, p.rsa, p.csa, std::min<int64_t>(mr, mc - i * mr),
-                   kc, mr, Ap + i * mr * kc);
-    for (int64_t q = 0; q < nq; ++q) {
-      const int64_t col = jc + q * nr;
-      GemmStore<T> st = st0;
-      st.bias = p.bias ? p.bias + col : nullptr;
-      for (int64_t i = 0; i < np_; ++i)
-        kernel(kc, Ap + i * mr * kc, Bp + q * nr * kc, p.c + (ic + i * mr) * p.ldc + col, p.ldc,
-               int(std::min<int64_t>(mr, mc - i * mr)), int(std::min<int64_t>(nr, nc - q * nr)), st);
+void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, const Blocking& bl,
+                int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  const int64_t kc_max = std::min(bl.kc, p.k), m_panels = (r1 - r0 + mr - 1) / mr;
+  T* Bp = tl_b.get<T>(size_t(kc_max * std::min(bl.nc, (c1 - c0 + nr - 1) / nr * nr)));
+  T* Ap = tl_a.get<T>(size_t(kc_max * m_panels * mr));
+  for (int64_t pc = 0; pc < p.k; pc += bl.kc) {
+    const int64_t kc = std::min(bl.kc, p.k - pc);
+    for (int64_t i = 0; i < m_panels; ++i)
+      pack_a_panel(p.a + (r0 + i * mr) * p.rsa + pc * p.csa, p.rsa, p.csa,
+                   std::min<int64_t>(mr, r1 - r0 - i * mr), kc, mr, Ap + i * mr * kc);
+    GemmStore<T> st{p.alpha, p.beta, pc == 0, pc + kc >= p.k, nullptr, p.act};
+    for (int64_t jc = c0; jc < c1; jc += bl.nc) {
+      const int64_t nc = std::min(bl.nc, c1 - jc), nq = (nc + nr - 1) / nr;
+      for (int64_t q = 0; q < nq; ++q)
+        pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb, std::min<int64_t>(nr, nc - q * nr),
+                     kc, nr, Bp + q * nr * kc);
+      for (int64_t i = 0; i < m_panels; ++i) {
+        const int64_t row = r0 + i * mr;
+        const int m = int(std::min<int64_t>(mr, r1 - row));
+        for (int64_t q = 0; q < nq; ++q) {
+          const int64_t col = jc + q * nr;
+          st.bias = p.bias ? p.bias + col : nullptr;
+          kernel(kc, Ap + i * mr * kc, Bp + q * nr * kc, p.c + row * p.ldc + col, p.ldc, m,
+                 int(std::min<int64_t>(nr, nc - q * nr)), st);
+        }
+      }
     }
   }
 }
 
-// Two ways to share the work, chosen per call:
-//  - split rows (M has at least two MR panels per thread): each thread packs and keeps its own A rows
-//    in its own (private, on most x86 parts) L2 and multiplies them by the shared packed B block;
-//    one barrier per B block. This is BLIS's choice of the IC loop for private L2 caches.
-//  - split columns (short, wide products such as a small batch through a big layer): every thread
-//    multiplies all M rows by its own share of the B panels; threads pack only the B they use.
+// Threads split C by columns (whole NR panels) when N has at least two panels per thread: each
+// thread then keeps its own B block in its own L2 (private on most x86 parts) and packs its own A
+// micro-panels; no barriers, no shared writes. Otherwise (narrow products) they split the rows.
 template <typename T>
 void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, int threads) {
   const Blocking bl = blocking(mr, nr, sizeof(T));
-  const int64_t m_panels = (p.m + mr - 1) / mr;
-  const bool split_rows = threads <= 1 || m_panels >= 2 * threads;
-  const int64_t kc_max = std::min(bl.kc, p.k), nc_max = std::min(bl.nc, (p.n + nr - 1) / nr * nr);
-  T* Bp = split_rows ? tl_b.get<T>(size_t(kc_max * nc_max)) : nullptr;
-
-  auto body = [&](int t, int nt) {
-    for (int64_t jc = 0; jc < p.n; jc += bl.nc) {
-      const int64_t nc = std::min(bl.nc, p.n - jc), nq = (nc + nr - 1) / nr;
-      for (int64_t pc = 0; pc < p.k; pc += bl.kc) {
-        const int64_t kc = std::min(bl.kc, p.k - pc);
-        if (split_rows) {
-          for (int64_t q = t; q < nq; q += nt)  // B panels packed cooperatively, shared by all
-            pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb,
-                         std::min<int64_t>(nr, nc - q * nr), kc, nr, Bp + q * nr * kc);
-          if (nt > 1) {
-#pragma omp barrier
-          }
-          const int64_t per = (m_panels + nt - 1) / nt * mr;  // rows per thread, whole panels
-          const int64_t r0 = std::min(p.m, t * per), r1 = std::min(p.m, r0 + per);
-          if (r0 < r1) rows_times_block(p, kernel, mr, nr, bl.mc, r0, r1, jc, nc, pc, kc, Bp);
-          if (nt > 1) {
-#pragma omp barrier
-          }
-        } else {
-          const int64_t per = (nq + nt - 1) / nt;  // B panels per thread
-          const int64_t q0 = std::min(nq, t * per), q1 = std::min(nq, q0 + per);
-          if (q0 >= q1) continue;
-          T* Bt = tl_b.get<T>(size_t(kc * (q1 - q0) * nr));  // this thread's panels only
-          for (int64_t q = q0; q < q1; ++q)
-            pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb,
-                         std::min<int64_t>(nr, nc - q * nr), kc, nr, Bt + (q - q0) * nr * kc);
-          rows_times_block(p, kernel, mr, nr, bl.mc, 0, p.m, jc + q0 * nr, std::min(nc - q0 * nr, (q1 - q0) * nr),
-                           pc, kc, Bt);
-        }
-      }
-    }
-  };
-  if (threads <= 1) {
-    body(0, 1);
-  } else {
-#pragma omp parallel num_threads(threads)
-    body(omp_get_thread_num(), omp_get_num_threads());
+  const int64_t n_panels = (p.n + nr - 1) / nr, m_panels = (p.m + mr - 1) / mr;
+  if (threads <= 1) return gemm_range(p, kernel, mr, nr, bl, 0, p.m, 0, p.n);
+  const bool by_cols = n_panels >= 2 * threads || n_panels >= m_panels;
+  const int64_t units = by_cols ? n_panels : m_panels;
+  const int nt = int(std::min<int64_t>(threads, units));
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), n_t = omp_get_num_threads();
+    const int64_t u0 = units * t / n_t, u1 = units * (t + 1) / n_t;
+    if (by_cols) gemm_range(p, kernel, mr, nr, bl, 0, p.m, u0 * nr, std::min(p.n, u1 * nr));
+    else gemm_range(p, kernel, mr, nr, bl, u0 * mr, std::min(p.m, u1 * mr), 0, p.n);
   }
 }
 
