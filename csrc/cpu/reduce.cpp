@@ -2,10 +2,11 @@
 // outer*inner outputs folds n values. Work is cut into tasks of (outer row, a chunk of up to
 // kChunk inner columns, a range of n); each task keeps one accumulator per column, so the inner
 // loop walks memory contiguously (columns) and vectorises. When there are fewer tasks than threads,
-// n is split too and the partial accumulators are merged (sum, max, Welford's var all merge).
+// n is split too and the partial accumulators (core/accumulators.h) are merged.
 #include <cmath>
 #include <limits>
 #include <vector>
+#include "core/accumulators.h"
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "cpu/parallel.h"
@@ -15,50 +16,6 @@ namespace ember::cpu {
 namespace {
 
 constexpr int64_t kChunk = 256;  // inner columns per task: 256 accumulators stay in L1
-
-template <typename A> struct SumAcc {
-  A s = 0;
-  void add(A v, int64_t) { s += v; }
-  void merge(const SumAcc& o) { s += o.s; }
-};
-template <typename A> struct ProdAcc {
-  A p = 1;
-  void add(A v, int64_t) { p *= v; }
-  void merge(const ProdAcc& o) { p *= o.p; }
-};
-// max/min with NaN propagation; arg variants keep the first index of the extreme (NaN counts as
-// the extreme, as in NumPy and PyTorch).
-template <typename A, bool Max> struct ExtAcc {
-  A m = Max ? std::numeric_limits<A>::lowest() : std::numeric_limits<A>::max();
-  int64_t at = -1;
-  bool nan = false;
-  void add(A v, int64_t r) {
-    if (nan) return;
-    if (v != v) { nan = true; m = v; at = r; return; }
-    if (at < 0 || (Max ? v > m : v < m)) { m = v; at = r; }
-  }
-  void merge(const ExtAcc& o) {  // o covers a later range of n
-    if (nan || o.at < 0) return;
-    if (o.nan || at < 0 || (Max ? o.m > m : o.m < m)) { m = o.m; at = o.at; nan = o.nan; }
-  }
-};
-// Welford's running mean and sum of squared deviations; Chan's formula merges two ranges.
-struct VarAcc {
-  double count = 0, mean = 0, m2 = 0;
-  void add(double v, int64_t) {
-    count += 1;
-    double d = v - mean;
-    mean += d / count;
-    m2 += d * (v - mean);
-  }
-  void merge(const VarAcc& o) {
-    if (o.count == 0) return;
-    double total = count + o.count, d = o.mean - mean;
-    mean += d * o.count / total;
-    m2 += o.m2 + d * d * count * o.count / total;
-    count = total;
-  }
-};
 
 // Generic driver: Acc folds values of type A read from T; finish(acc) gives the output value.
 template <typename Acc, typename A, typename T, typename Out, typename Finish>
