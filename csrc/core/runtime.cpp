@@ -11,6 +11,7 @@ void set_num_threads(int n) {
 }
 int get_num_threads() { return omp_get_max_threads(); }
 std::string simd_level() { return cpu::simd_level(); }
+double fma_gflops_per_core(double seconds) { return cpu::simd().fma_gflops(seconds); }
 bool cuda_compiled() { return cuda::compiled(); }
 std::string cuda_architectures() { return EMBER_CUDA_ARCHS; }
 int cuda_device_count() { return cuda::device_count(); }

@@ -4,6 +4,7 @@
 // libm calls would not.
 #include "cpu/simd/kernels.h"
 #include <cmath>
+#include <chrono>
 #include <cstring>
 #include "core/dtype.h"
 
@@ -147,10 +148,44 @@ void sum_cols_f32(const float* x, int64_t rows, int64_t inner, float* acc) {
   }
 }
 
+// 12 independent multiply-add chains of full vectors: enough to cover the FMA latency on every
+// current x86 core, so the loop runs at the FMA issue rate.
+double fma_gflops(double seconds) {
+  typedef float V __attribute__((vector_size(
+#if defined(__AVX512F__)
+      64
+#elif defined(__AVX2__)
+      32
+#else
+      16
+#endif
+      )));
+  V acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = V{} + float(i);
+  const V mul = V{} + 0.999999f, add = V{} + 1e-7f;
+  int64_t iters = 0;
+  auto now = [] { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); };
+  const double t0 = now();
+  double t1 = t0;
+  while (t1 - t0 < seconds) {
+    for (int r = 0; r < 100000; ++r) {
+#pragma GCC unroll 12
+      for (int i = 0; i < 12; ++i) acc[i] = acc[i] * mul + add;  // without fast-math this cannot fold
+    }
+    iters += 100000;
+    t1 = now();
+  }
+  float sink = 0;
+  for (int i = 0; i < 12; ++i) sink += acc[i][0];
+  volatile float keep = sink;  // the chains' results are used, so the loop stays
+  (void)keep;
+  return double(iters) * 12 * (sizeof(V) / 4) * 2 / (t1 - t0) / 1e9;
+}
+
 }  // namespace
 
 extern const SimdKernels table = {
     EMBER_STR(EMBER_ISA),
-    binary_f32, unary_f32, sum_f32, max_f32, min_f32, sum_cols_f32};
+    binary_f32, unary_f32, sum_f32, max_f32, min_f32, sum_cols_f32, fma_gflops};
 
 }  // namespace ember::cpu::ISA_NS

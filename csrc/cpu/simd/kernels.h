@@ -19,6 +19,9 @@ struct SimdKernels {
   float (*min_f32)(const float* x, int64_t n);
   // acc[i] += x[r*inner + i] for r < rows: the column sum used when the reduced dim is not last.
   void (*sum_cols_f32)(const float* x, int64_t rows, int64_t inner, float* acc);
+  // Sustained FMA rate of one core with this ISA (12 independent chains, ~`seconds` long): the
+  // benchmarks' FP32 roofline, measured rather than read from a datasheet.
+  double (*fma_gflops)(double seconds);
 };
 
 const SimdKernels& simd();           // the best table this CPU supports (EMBER_SIMD env overrides)
