@@ -5,6 +5,7 @@
 // n is split too and the partial accumulators (core/accumulators.h) are merged.
 #include <cmath>
 #include <limits>
+#include <algorithm>
 #include <vector>
 #include "core/accumulators.h"
 #include "core/backend.h"
@@ -74,6 +75,28 @@ void rows_f32(const float* x, float* out, int64_t outer, int64_t n, double empty
   for (int64_t o = 0; o < outer; ++o) out[o] = merge_finish(&partial[size_t(o * splits)], splits);
 }
 
+// float32 sums over a dim that is not last: the vector column loop of simd/kernels.cpp adds 256 rows
+// at a time into float partials, which are then added in double (error ~ sqrt(n) eps, like rows).
+// Columns go in chunks of kColChunk (16 KiB of each row: long enough runs for the prefetchers).
+constexpr int64_t kColChunk = 4096;
+void sum_cols(const float* x, float* out, int64_t outer, int64_t n, int64_t inner, double scale) {
+  const int64_t chunks = (inner + kColChunk - 1) / kColChunk;
+  parallel_for(outer * chunks, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<double> total(kColChunk);
+    std::vector<float> part(kColChunk);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / chunks, c0 = (t % chunks) * kColChunk, w = std::min(kColChunk, inner - c0);
+      std::fill(total.begin(), total.begin() + w, 0.0);
+      for (int64_t r0 = 0; r0 < n; r0 += 256) {
+        std::fill(part.begin(), part.begin() + w, 0.0f);
+        simd().sum_cols_f32(x + (o * n + r0) * inner + c0, std::min<int64_t>(256, n - r0), inner, w, part.data());
+        for (int64_t i = 0; i < w; ++i) total[i] += part[i];
+      }
+      for (int64_t i = 0; i < w; ++i) out[o * inner + c0 + i] = float(total[i] * scale);
+    }
+  });
+}
+
 template <typename T>
 void reduce_typed(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_t n, int64_t inner,
                   int64_t correction) {
@@ -88,6 +111,10 @@ void reduce_typed(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_
         for (int64_t i = 0; i < k; ++i) s += p[i];
         return float(s * scale);
       });
+      return;
+    }
+    if (inner > 1 && n > 0 && (op == ReduceOp::sum || op == ReduceOp::mean)) {
+      sum_cols(xp, out.data<float>(), outer, n, inner, op == ReduceOp::mean ? 1.0 / double(n) : 1.0);
       return;
     }
     if (inner == 1 && n > 0 && (op == ReduceOp::max || op == ReduceOp::min)) {

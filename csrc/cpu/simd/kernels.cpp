@@ -29,17 +29,19 @@ inline float pow2i(int32_t k) {
 }
 
 inline float exp_ps(float x) {
-  float xc = std::fmin(std::fmax(x, -103.9f), 88.72f);
-  float n = std::nearbyint(xc * 1.44269504088896341f);
-  float r = std::fma(n, -0.693359375f, xc);
-  r = std::fma(n, 2.12194440e-4f, r);
+  // Plain compares and the 1.5 * 2^23 rounding trick instead of fminf/nearbyintf: those are libm
+  // calls without -ffast-math and would stop the loop from vectorising.
+  float xc = x < -103.9f ? -103.9f : (x > 88.72f ? 88.72f : x);
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = xc - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
-  p = std::fma(p, r, 1.3981999507e-3f);
-  p = std::fma(p, r, 8.3334519073e-3f);
-  p = std::fma(p, r, 4.1665795894e-2f);
-  p = std::fma(p, r, 1.6666665459e-1f);
-  p = std::fma(p, r, 5.0000001201e-1f);
-  p = std::fma(p, r * r, r) + 1.0f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
   int32_t ni = int32_t(n), n1 = ni / 2;
   float y = p * pow2i(n1) * pow2i(ni - n1);
   y = x < -103.9f ? 0.0f : (x > 88.72f ? INFINITY : y);
@@ -51,12 +53,12 @@ inline float sigmoid_ps(float x) { return 1.0f / (1.0f + exp_ps(-x)); }
 // tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); below |x| = 2^-4 that form loses digits to
 // cancellation, so an odd Taylor polynomial (error < 1e-9 there) is used instead.
 inline float tanh_ps(float x) {
-  float ax = std::fabs(x);
+  float ax = x < 0.0f ? -x : x;
   float e = exp_ps(-2.0f * ax);
   float t = (1.0f - e) / (1.0f + e);
   float x2 = x * x;
   float small = x * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
-  float big = std::copysign(t, x);
+  float big = x < 0.0f ? -t : t;
   return ax < 0.0625f ? small : big;
 }
 
@@ -140,11 +142,11 @@ float min_f32(const float* x, int64_t n) {
   return nan ? NAN : m;
 }
 
-void sum_cols_f32(const float* x, int64_t rows, int64_t inner, float* acc) {
+void sum_cols_f32(const float* x, int64_t rows, int64_t stride, int64_t width, float* acc) {
   for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * inner;
+    const float* row = x + r * stride;
 #pragma omp simd
-    for (int64_t i = 0; i < inner; ++i) acc[i] += row[i];
+    for (int64_t i = 0; i < width; ++i) acc[i] += row[i];
   }
 }
 

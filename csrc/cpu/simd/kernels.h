@@ -17,8 +17,8 @@ struct SimdKernels {
   double (*sum_f32)(const float* x, int64_t n);
   float (*max_f32)(const float* x, int64_t n);  // NaN if any element is NaN
   float (*min_f32)(const float* x, int64_t n);
-  // acc[i] += x[r*inner + i] for r < rows: the column sum used when the reduced dim is not last.
-  void (*sum_cols_f32)(const float* x, int64_t rows, int64_t inner, float* acc);
+  // acc[i] += x[r*stride + i] for r < rows, i < width: column sums (the reduced dim is not last).
+  void (*sum_cols_f32)(const float* x, int64_t rows, int64_t stride, int64_t width, float* acc);
   // Sustained FMA rate of one core with this ISA (12 independent chains, ~`seconds` long): the
   // benchmarks' FP32 roofline, measured rather than read from a datasheet.
   double (*fma_gflops)(double seconds);
