@@ -21,7 +21,7 @@ def _cases(quick):
     cases += [
         ("mlp_up x@W1", (t, 768), (768, 3072), False, False),
         ("mlp_down h@W2", (t, 3072), (3072, 768), False, False),
-        ("dX = dY@W^T", (t, 3072), (768, 3072), False, True),
+        ("dX = dY@W^T", (t, 3072), (3072, 768), False, True),
         ("dW = X^T@dY", (768, t), (t, 3072), True, False),
         ("batched_attn", (16, 128, 64), (16, 64, 128), False, False),
         ("batched_256", (8, 256, 256), (8, 256, 256), False, False),
