@@ -397,6 +397,12 @@ Array matmul(const Array& a_in, const Array& b_in, const Array* bias, Activation
       // not mergeable: fall through to the batched path
     }
   }
+  if (a.ndim() == 2 && b.ndim() == 2) {  // the common case, without the batch bookkeeping
+    out = Array::empty({1, M, N}, compute, a.device());
+    EMBER_ON_DEVICE(a.device(), gemm, a.unsqueeze(0), b.unsqueeze(0), out, 1.0, 0.0, bias ? &bias_c : nullptr, act);
+    Array out2 = out.squeeze(0);
+    return compute == t ? out2 : out2.astype(t);
+  }
   Array a3 = as_batched(a, batch, B), b3 = as_batched(b, batch, B);
   out = Array::empty({B, M, N}, compute, a.device());
   EMBER_ON_DEVICE(a.device(), gemm, a3, b3, out, 1.0, 0.0, bias ? &bias_c : nullptr, act);

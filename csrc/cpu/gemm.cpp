@@ -46,7 +46,7 @@ int64_t env_int(const char* name, int64_t fallback) {
 
 int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
 
-Blocking blocking(int mr, int nr, size_t elem) {
+Blocking compute_blocking(int mr, int nr, size_t elem) {
   static const int64_t l1 = cache_bytes(_SC_LEVEL1_DCACHE_SIZE, 32 << 10);
   static const int64_t l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE, 1 << 20);
   Blocking b;
@@ -55,6 +55,13 @@ Blocking blocking(int mr, int nr, size_t elem) {
   b.nc = round_down(b.nc, nr);
   b.mc = 0;
   return b;
+}
+
+// Blocking per (float32, float64) tile, computed once: sysconf and getenv are not free per call.
+Blocking blocking(int mr, int nr, size_t elem) {
+  static const Blocking f32 = compute_blocking(gemm_kernels().mr, gemm_kernels().nr, sizeof(float));
+  static const Blocking f64 = compute_blocking(gemm_kernels().mr64, gemm_kernels().nr64, sizeof(double));
+  return elem == sizeof(float) ? f32 : (elem == sizeof(double) ? f64 : compute_blocking(mr, nr, elem));
 }
 
 // Per-thread packing buffers, 64-byte aligned, grown on demand and reused across calls.

@@ -23,7 +23,10 @@ class Tensor:
     def _wrap(cls, array, requires_grad=False):
         t = cls.__new__(cls)
         t._a = array
-        t._init_autograd(requires_grad)
+        t.grad = t._node = None  # _init_autograd, inlined: this runs once per op
+        t._retain_grad = t.requires_grad = False
+        if requires_grad:
+            t.requires_grad_(True)
         return t
 
     def _init_autograd(self, requires_grad):

@@ -59,7 +59,12 @@ class Node:
 
 def attach(out, parents, backward, name):
     """Records out = op(parents) in the graph when grad mode is on and a parent needs a gradient."""
-    if is_grad_enabled() and any(p is not None and p.requires_grad for p in parents):
+    for p in parents:
+        if p is not None and p.requires_grad:
+            break
+    else:
+        return out
+    if is_grad_enabled():
         out.requires_grad = True
         out._node = Node(tuple(parents), backward, name)
     return out

@@ -33,15 +33,16 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     broadcast."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"[matmul] expected Tensors, got {type(a).__name__} and {type(b).__name__}")
-    if a.ndim == 0 or b.ndim == 0:
+    an, bn = a._a.ndim, b._a.ndim
+    if an >= 2 and bn >= 2:
+        return _matmul_nd(a, b)
+    if an == 0 or bn == 0:
         raise ValueError(f"[matmul] operands must have >= 1 dim (shapes a={a.shape}, b={b.shape})")
-    a2 = a.unsqueeze(0) if a.ndim == 1 else a
-    b2 = b.unsqueeze(-1) if b.ndim == 1 else b
-    out = _matmul_nd(a2, b2)
-    if b.ndim == 1:
+    out = _matmul_nd(a.unsqueeze(0) if an == 1 else a, b.unsqueeze(-1) if bn == 1 else b)
+    if bn == 1:
         out = out.squeeze(-1)
-    if a.ndim == 1:
-        out = out.squeeze(-2 if b.ndim > 1 else -1)
+    if an == 1:
+        out = out.squeeze(-2 if bn > 1 else -1)
     return out
 
 
