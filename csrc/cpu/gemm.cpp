@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include "core/backend.h"
 #include "core/dispatch.h"
@@ -178,13 +179,22 @@ void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr
   const bool by_cols = n_panels >= 2 * threads || n_panels >= m_panels;
   const int64_t units = by_cols ? n_panels : m_panels;
   const int nt = int(std::min<int64_t>(threads, units));
+  // An exception must not leave an OpenMP region (that would terminate the process): the first one
+  // is kept and rethrown after the region (e.g. MemoryError from a packing buffer).
+  std::exception_ptr error;
 #pragma omp parallel num_threads(nt)
   {
     const int t = omp_get_thread_num(), n_t = omp_get_num_threads();
     const int64_t u0 = units * t / n_t, u1 = units * (t + 1) / n_t;
-    if (by_cols) gemm_range(p, kernel, mr, nr, bl, 0, p.m, u0 * nr, std::min(p.n, u1 * nr));
-    else gemm_range(p, kernel, mr, nr, bl, u0 * mr, std::min(p.m, u1 * mr), 0, p.n);
+    try {
+      if (by_cols) gemm_range(p, kernel, mr, nr, bl, 0, p.m, u0 * nr, std::min(p.n, u1 * nr));
+      else gemm_range(p, kernel, mr, nr, bl, u0 * mr, std::min(p.m, u1 * mr), 0, p.n);
+    } catch (...) {
+#pragma omp critical(ember_gemm_error)
+      if (!error) error = std::current_exception();
+    }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 constexpr double kSerialFlops = 2e6;  // below this a parallel region costs more than it saves
@@ -218,8 +228,17 @@ void gemm(const Array& a, const Array& b, Array& c, double alpha, double beta, c
       const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
       if (batch > 1 && flops < kSerialFlops * max_threads && max_threads > 1) {
         // Many small GEMMs: one per thread, each serial.
+        std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(int(std::min<int64_t>(batch, max_threads)))
-        for (int64_t i = 0; i < batch; ++i) run(problem(i), 1);
+        for (int64_t i = 0; i < batch; ++i) {
+          try {
+            run(problem(i), 1);
+          } catch (...) {
+#pragma omp critical(ember_gemm_error)
+            if (!error) error = std::current_exception();
+          }
+        }
+        if (error) std::rethrow_exception(error);
         return;
       }
       const int threads = flops < kSerialFlops ? 1 : max_threads;
