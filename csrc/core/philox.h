@@ -6,6 +6,8 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include "core/dtype.h"
 #include "core/hd.h"
 
 namespace ember {
@@ -35,6 +37,14 @@ EMBER_HD Philox4 philox4x32_10(uint64_t counter, uint64_t seed) {
 
 // 24 random bits -> [0, 1) exactly representable in float32 (so float and double agree).
 EMBER_HD double uniform01(uint32_t x) { return double(x >> 8) * (1.0 / 16777216.0); }
+
+// The same draw for storage type T, cut to T's significand (float16 11 bits, bfloat16 8) so that
+// rounding to T cannot carry a value just below 1 up to 1.0: the leading bits of the float32 draw.
+template <typename T>
+EMBER_HD double uniform01_as(uint32_t x) {
+  constexpr int bits = std::is_same_v<T, float16> ? 11 : std::is_same_v<T, bfloat16> ? 8 : 24;
+  return double(x >> (32 - bits)) * (1.0 / double(1u << bits));
+}
 
 // Box-Muller on one block: words (0,1) and (2,3) give two pairs of standard normals. Computed in
 // double so the CPU and CUDA libm differences stay far below float32 rounding.

@@ -23,7 +23,7 @@ void random_uniform(Array& out, double lo, double hi, uint64_t seed, uint64_t of
     using T = decltype(tag);
     T* p = out.data<T>();
     fill_blocks(out, seed, offset, [&](int64_t i, const Philox4& b, int lane) {
-      p[i] = T(compute_t<T>(lo + (hi - lo) * uniform01(b.v[lane])));
+      p[i] = T(compute_t<T>(lo + (hi - lo) * uniform01_as<T>(b.v[lane])));
     });
   });
 }

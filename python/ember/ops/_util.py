@@ -21,6 +21,14 @@ def wrap(array) -> Tensor:
     return Tensor._wrap(array)
 
 
+def norm_dim(dim, ndim, op) -> int:
+    """dim in [-ndim, ndim) as a non-negative index (a 0-d tensor accepts 0 and -1, as PyTorch)."""
+    n = builtins.max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"[{op}] dim {dim} out of range for a {ndim}-d tensor")
+    return dim % n
+
+
 def scalar_dtype(value, like: Tensor):
     """PyTorch's rule for a Python scalar next to a tensor: it takes the tensor's dtype unless it is
     a float next to an integer/bool tensor (then float32), or an int next to a bool tensor (int64)."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 
 import numpy as np
 
@@ -23,15 +24,15 @@ def _dev(device) -> str:
     return str(d)
 
 
-def _shape(size) -> list:
+def _shape(size, op) -> list:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = size[0]
     try:
-        shape = [builtins.int(s) for s in size]
+        shape = [operator.index(s) for s in size]
     except TypeError:
-        raise TypeError(f"[shape] expected integers, got {size!r}") from None
+        raise TypeError(f"[{op}] expected integers for the shape, got {size!r}") from None
     if any(s < 0 for s in shape):
-        raise ValueError(f"[shape] negative dimension in {tuple(shape)}")
+        raise ValueError(f"[{op}] negative dimension in shape {tuple(shape)}")
     return shape
 
 
@@ -78,21 +79,22 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
     if dtype is None:
         dtype = _dt.bool if isinstance(fill_value, bool) else (
             _dt.int64 if isinstance(fill_value, builtins.int) else _dt.float32)
-    a = _C.full(_shape((size,) if isinstance(size, builtins.int) else tuple(size)),
+    a = _C.full(_shape((size,) if isinstance(size, builtins.int) else tuple(size), "full"),
                 float(fill_value), _resolve_dtype(dtype), _dev(device))
     return Tensor._wrap(a, requires_grad=requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return full(_shape(size), 0.0, dtype or _dt.float32, device, requires_grad)
+    return full(_shape(size, "zeros"), 0.0, dtype or _dt.float32, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return full(_shape(size), 1.0, dtype or _dt.float32, device, requires_grad)
+    return full(_shape(size, "ones"), 1.0, dtype or _dt.float32, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return Tensor._wrap(_C.empty(_shape(size), _resolve_dtype(dtype), _dev(device)), requires_grad=requires_grad)
+    a = _C.empty(_shape(size, "empty"), _resolve_dtype(dtype), _dev(device))
+    return Tensor._wrap(a, requires_grad=requires_grad)
 
 
 def _like(x, dtype, device):
@@ -143,31 +145,33 @@ def eye(n, m=None, dtype=None, device=None) -> Tensor:
 
 # ---- random --------------------------------------------------------------------------------
 
-def _draw(fn, size, generator, dtype, device, *args):
-    shape = _shape(size)
+def _draw(fn, op, size, generator, dtype, device, *args):
+    shape = _shape(size, op)
     seed, offset = (generator or default_generator)._take(math.prod(shape))
     return fn(shape, *args, seed, offset, dtype, _dev(device))
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on [0, 1)."""
-    a = _draw(_C.random_uniform, size, generator, _resolve_dtype(dtype), device, 0.0, 1.0)
+    a = _draw(_C.random_uniform, "rand", size, generator, _resolve_dtype(dtype), device, 0.0, 1.0)
     return Tensor._wrap(a, requires_grad=requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal."""
-    a = _draw(_C.random_normal, size, generator, _resolve_dtype(dtype), device, 0.0, 1.0)
+    a = _draw(_C.random_normal, "randn", size, generator, _resolve_dtype(dtype), device, 0.0, 1.0)
     return Tensor._wrap(a, requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=None, generator=None, dtype=None, device=None) -> Tensor:
     """Uniform integers on [low, high)."""
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size), as PyTorch
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:
         raise TypeError("[randint] size is required")
-    a = _draw(_C.random_int, (tuple(size),), generator, _resolve_dtype(dtype, _dt.int64), device,
+    a = _draw(_C.random_int, "randint", (tuple(size),), generator, _resolve_dtype(dtype, _dt.int64), device,
               builtins.int(low), builtins.int(high))
     return Tensor._wrap(a)
 

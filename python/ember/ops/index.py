@@ -10,11 +10,11 @@ import numpy as np
 from .. import _C
 from .. import dtypes as _dt
 from ..tensor import Tensor
-from ._util import make, wrap
+from ._util import make, norm_dim, wrap
 
 
 def index_select(x, dim, index):
-    d = dim % builtins.max(x.ndim, 1)
+    d = norm_dim(dim, x.ndim, "index_select")
     idx = _index_tensor(index, x)
     out = _C.index_select(x._a, d, idx._a)
     return make(out, (x,), lambda g: (wrap(_C.index_add(list(x.shape), d, idx._a, g._a.contiguous())),),
@@ -22,7 +22,7 @@ def index_select(x, dim, index):
 
 
 def gather(x, dim, index):
-    d = dim % builtins.max(x.ndim, 1)
+    d = norm_dim(dim, x.ndim, "gather")
     idx = _index_tensor(index, x)
     out = _C.gather(x._a, d, idx._a)
     return make(out, (x,), lambda g: (wrap(_C.scatter_add(list(x.shape), d, idx._a, g._a.contiguous())),),
@@ -31,7 +31,7 @@ def gather(x, dim, index):
 
 def scatter_add(x, dim, index, src):
     """x + (src added at index along dim), out of place."""
-    d = dim % builtins.max(x.ndim, 1)
+    d = norm_dim(dim, x.ndim, "scatter_add")
     idx = _index_tensor(index, x)
     added = make(_C.scatter_add(list(x.shape), d, idx._a, src._a.contiguous()), (src,),
                  lambda g: (wrap(_C.gather(g._a.contiguous(), d, idx._a)),), "scatter_add")

@@ -7,22 +7,18 @@ from collections import namedtuple
 
 from .. import _C
 from ..tensor import Tensor
-from ._util import make, wrap
+from ._util import make, norm_dim, wrap
 from .elementwise import exp, log, sqrt
 
 R, B, U = _C.ReduceOp, _C.BinaryOp, _C.UnaryOp
 values_indices = namedtuple("values_indices", ["values", "indices"])
 
 
-def _dims(dim, ndim):
+def _dims(dim, ndim, op):
     if dim is None:
         return []
-    dims = [dim] if isinstance(dim, int) else list(dim)
-    n = builtins.max(ndim, 1)
-    for d in dims:
-        if not -n <= d < n:
-            raise IndexError(f"[reduce] dim {d} out of range for a {ndim}-d tensor")
-    return sorted({d % n for d in dims}) if ndim else []
+    dims = sorted({norm_dim(d, ndim, op) for d in ([dim] if isinstance(dim, int) else dim)})
+    return dims if ndim else []
 
 
 def _grad_to_input(g: Tensor, shape, dims, keepdim) -> Tensor:
@@ -34,19 +30,19 @@ def _grad_to_input(g: Tensor, shape, dims, keepdim) -> Tensor:
     return wrap(a.expand(list(shape)))
 
 
-def _reduce(op, x, dim, keepdim, correction=1):
-    return _C.reduce(op, x._a, _dims(dim, x.ndim), keepdim, correction)
+def _reduce(op, x, dim, keepdim, correction=1, name=None):
+    return _C.reduce(op, x._a, _dims(dim, x.ndim, name or op.name), keepdim, correction)
 
 
 def sum(x, dim=None, keepdim=False):  # noqa: A001 - PyTorch's name
-    dims = _dims(dim, x.ndim)
-    return make(_reduce(R.sum, x, dim, keepdim), (x,),
+    dims = _dims(dim, x.ndim, "sum")
+    return make(_C.reduce(R.sum, x._a, dims, keepdim), (x,),
                 lambda g: (_grad_to_input(g, x.shape, dims, keepdim),), "sum")
 
 
 def mean(x, dim=None, keepdim=False):
-    dims = _dims(dim, x.ndim)
-    out = _reduce(R.mean, x, dim, keepdim)
+    dims = _dims(dim, x.ndim, "mean")
+    out = _C.reduce(R.mean, x._a, dims, keepdim)
     count = x.numel() // builtins.max(1, out.numel()) if x.numel() else 0
 
     def backward(g):
@@ -59,8 +55,8 @@ def var(x, dim=None, keepdim=False, correction=1, unbiased=None):
     """Variance with Bessel's correction by default (correction=1), as PyTorch."""
     if unbiased is not None:
         correction = 1 if unbiased else 0
-    dims = _dims(dim, x.ndim)
-    out = _reduce(R.var, x, dim, keepdim, correction)
+    dims = _dims(dim, x.ndim, "var")
+    out = _C.reduce(R.var, x._a, dims, keepdim, correction)
     n = x.numel() // builtins.max(1, out.numel()) if x.numel() else 0
 
     def backward(g):
@@ -75,8 +71,8 @@ def std(x, dim=None, keepdim=False, correction=1, unbiased=None):
 
 
 def prod(x, dim=None, keepdim=False):
-    dims = _dims(dim, x.ndim)
-    out = _reduce(R.prod, x, dim, keepdim)
+    dims = _dims(dim, x.ndim, "prod")
+    out = _C.reduce(R.prod, x._a, dims, keepdim)
 
     def backward(g):
         if bool((x == 0).any()):
@@ -141,23 +137,24 @@ def argmin(x, dim=None, keepdim=False):
 
 
 def any(x, dim=None, keepdim=False):  # noqa: A001
-    return wrap(_reduce(R.max, x.bool().long(), dim, keepdim)) > 0
+    return wrap(_reduce(R.max, x.bool().long(), dim, keepdim, name="any")) > 0
 
 
 def all(x, dim=None, keepdim=False):  # noqa: A001
-    return wrap(_reduce(R.min, x.bool().long(), dim, keepdim)) > 0
+    return wrap(_reduce(R.min, x.bool().long(), dim, keepdim, name="all")) > 0
 
 
 # ---- softmax family: forward from kernels, one closed-form backward each ---------------------
 
-def _shifted(x, dim):
+def _shifted(x, dim, op):
     """x - max(x, dim) (detached arrays), so exp never overflows."""
+    norm_dim(dim, x.ndim, op)
     m = _C.reduce(R.max, x._a, [dim], True)
     return _C.binary(B.sub, x._a, m), m
 
 
 def softmax(x, dim=-1):
-    z, _ = _shifted(x, dim)
+    z, _ = _shifted(x, dim, "softmax")
     e = _C.unary(U.exp, z)
     y = _C.binary(B.div, e, _C.reduce(R.sum, e, [dim], True))
 
@@ -169,7 +166,7 @@ def softmax(x, dim=-1):
 
 
 def log_softmax(x, dim=-1):
-    z, _ = _shifted(x, dim)
+    z, _ = _shifted(x, dim, "log_softmax")
     lse = _C.unary(U.log, _C.reduce(R.sum, _C.unary(U.exp, z), [dim], True))
     y = _C.binary(B.sub, z, lse)
 
@@ -180,7 +177,7 @@ def log_softmax(x, dim=-1):
 
 
 def logsumexp(x, dim, keepdim=False):
-    z, m = _shifted(x, dim)
+    z, m = _shifted(x, dim, "logsumexp")
     lse = _C.binary(B.add, _C.unary(U.log, _C.reduce(R.sum, _C.unary(U.exp, z), [dim], True)), m)
     out = lse if keepdim else lse.squeeze(dim % x.ndim)
 

@@ -4,34 +4,38 @@ storage; each gradient maps back through the inverse view."""
 from __future__ import annotations
 
 import builtins
+import operator
 
 from .. import _C
 from .. import dtypes as _dt
 from ..device import device as _device
 from ..tensor import Tensor
-from ._util import make, unbroadcast, wrap
+from ._util import make, norm_dim, unbroadcast, wrap
 
 
-def _sizes(shape):
+def _sizes(shape, op):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
-    return [builtins.int(s) for s in shape]
+    try:
+        return [operator.index(s) for s in shape]
+    except TypeError:
+        raise TypeError(f"[{op}] expected integers, got {tuple(shape)!r}") from None
 
 
 def reshape(x, *shape):
-    out = x._a.reshape(_sizes(shape))
+    out = x._a.reshape(_sizes(shape, "reshape"))
     return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "reshape")
 
 
 def view(x, *shape):
-    out = x._a.view(_sizes(shape))
+    out = x._a.view(_sizes(shape, "view"))
     return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "view")
 
 
 def flatten(x, start_dim=0, end_dim=-1):
     if x.ndim == 0:
         return reshape(x, 1)
-    s, e = start_dim % x.ndim, end_dim % x.ndim
+    s, e = norm_dim(start_dim, x.ndim, "flatten"), norm_dim(end_dim, x.ndim, "flatten")
     shape = list(x.shape[:s]) + [-1 if x.numel() else 0] + list(x.shape[e + 1:])
     if x.numel() == 0:
         shape[s] = 1
@@ -41,12 +45,12 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def unflatten(x, dim, sizes):
-    d = dim % x.ndim
+    d = norm_dim(dim, x.ndim, "unflatten")
     return reshape(x, list(x.shape[:d]) + list(sizes) + list(x.shape[d + 1:]))
 
 
 def permute(x, *dims):
-    dims = _sizes(dims)
+    dims = _sizes(dims, "permute")
     out = x._a.permute(dims)
     inverse = [0] * len(dims)
     for i, d in enumerate(dims):
@@ -77,13 +81,13 @@ def squeeze(x, dim=None):
         return reshape(x, shape)
     dims = [dim] if isinstance(dim, int) else list(dim)
     out = x._a
-    for d in sorted((d % builtins.max(x.ndim, 1) for d in dims), reverse=True):
+    for d in sorted((norm_dim(d, x.ndim, "squeeze") for d in dims), reverse=True):
         out = out.squeeze(d)
     return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "squeeze")
 
 
 def expand(x, *shape):
-    out = x._a.expand(_sizes(shape))
+    out = x._a.expand(_sizes(shape, "expand"))
     return make(out, (x,), lambda g: (unbroadcast(g, x.shape),), "expand")
 
 
@@ -161,11 +165,14 @@ def stack(tensors, dim=0):
     nd = tensors[0].ndim + 1
     if not -nd <= dim < nd:
         raise IndexError(f"[stack] dim {dim} out of range for {nd - 1}-d tensors")
+    for t in tensors[1:]:
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"[stack] all tensors must have one shape, got {tensors[0].shape} and {t.shape}")
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
 def split(x, split_size_or_sections, dim=0):
-    d = dim % x.ndim
+    d = norm_dim(dim, x.ndim, "split")
     n = x.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
@@ -184,7 +191,7 @@ def split(x, split_size_or_sections, dim=0):
 
 
 def chunk(x, chunks, dim=0):
-    n = x.shape[dim % x.ndim]
+    n = x.shape[norm_dim(dim, x.ndim, "chunk")]
     return split(x, builtins.max(1, -(-n // chunks)), dim)
 
 
@@ -219,10 +226,11 @@ def basic_plan(shape, key):
     if consumed > len(shape):
         raise IndexError(f"[index] too many indices for a tensor of shape {tuple(shape)}")
     cur = list(shape)
-    steps, advanced, dim = [], [], 0
+    steps, advanced, dim, src = [], [], 0, 0  # dim: in the result so far; src: in the source
     for k in key:
         if k is Ellipsis:
             dim += len(shape) - consumed
+            src += len(shape) - consumed
         elif k is None:
             steps.append(("unsqueeze", dim))
             cur.insert(dim, 1)
@@ -234,9 +242,11 @@ def basic_plan(shape, key):
             steps.append(("slice", dim, start, stop, step))
             cur[dim] = builtins.max(0, -(-(stop - start) // step))
             dim += 1
+            src += 1
         elif _is_advanced(k):
             advanced.append((dim, k))
             dim += width(k)
+            src += width(k)
         else:
             try:
                 i = k.__index__()
@@ -244,10 +254,11 @@ def basic_plan(shape, key):
                 raise IndexError(f"[index] unsupported index {k!r}") from None
             size = cur[dim]
             if not -size <= i < size:
-                raise IndexError(f"[index] index {i} is out of bounds for dimension {dim} with size {size} "
+                raise IndexError(f"[index] index {i} is out of bounds for dimension {src} with size {size} "
                                  f"(shape {tuple(shape)})")
             steps.append(("select", dim, i % size))
             del cur[dim]
+            src += 1
     return steps, advanced
 
 

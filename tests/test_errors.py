@@ -1,0 +1,283 @@
+"""Every bad input is a Python exception of the right type whose message names the op and the
+offending shapes or values ("[op] message (shapes ...)"): no crash, no silent garbage."""
+import re
+
+import numpy as np
+import pytest
+
+import ember as em
+
+
+def raises(exc, *fragments):
+    """pytest.raises that also requires every fragment (plain text) in the message, in order."""
+    return pytest.raises(exc, match=".*".join(re.escape(f) for f in fragments))
+
+
+def x53():
+    return em.randn(5, 3)
+
+
+# ---- shapes ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "maximum", "eq"])
+def test_binary_shape_mismatch(op):
+    with raises(ValueError, f"[{op}]", "(3, 5)", "(7,)"):
+        getattr(em, op)(em.randn(3, 5), em.randn(7))
+
+
+def test_add_operator_shape_mismatch():
+    with raises(ValueError, "[add]", "(2, 17)", "(3, 1)"):
+        em.randn(2, 17) + em.randn(3, 1)
+
+
+def test_where_shape_mismatch():
+    with raises(ValueError, "[where]", "(13,)", "(2,)"):
+        em.where(em.randn(13) > 0, em.randn(13), em.randn(2))
+
+
+@pytest.mark.parametrize("fn, fragments", [
+    (lambda: x53().reshape(4, 4), ("[reshape]", "15 elements", "(4, 4)")),
+    (lambda: x53().reshape(2, -1), ("[reshape]", "15 elements", "(2, -1)")),
+    (lambda: x53().reshape(-1, -1), ("[reshape]", "only one dimension can be -1")),
+    (lambda: x53().reshape(-2, 3), ("[reshape]", "(-2, 3)")),
+    (lambda: x53().view(16), ("[view]", "15 elements", "(16,)")),
+    (lambda: x53().t().view(15), ("[view]", "(15,)", "not compatible")),
+    (lambda: x53().expand(4, 3), ("[expand]", "(5, 3)", "(4, 3)")),
+], ids=["size", "inferred", "two-inferred", "negative", "view-size", "view-strides", "expand"])
+def test_bad_target_shape(fn, fragments):
+    with raises(ValueError, *fragments):
+        fn()
+
+
+@pytest.mark.parametrize("fn, op", [
+    (lambda: em.zeros(2, -1), "zeros"),
+    (lambda: em.ones(-1), "ones"),
+    (lambda: em.empty(5, -2), "empty"),
+    (lambda: em.full((3, -7), 1.0), "full"),
+    (lambda: em.rand(3, -1), "rand"),
+    (lambda: em.randn(-3), "randn"),
+    (lambda: em.randint(0, 5, (-1, 2)), "randint"),
+])
+def test_negative_dimension(fn, op):
+    with raises(ValueError, f"[{op}] negative dimension"):
+        fn()
+
+
+@pytest.mark.parametrize("fn, op", [
+    (lambda: em.zeros(2.5), "zeros"),
+    (lambda: em.randn(3, 1.0), "randn"),
+    (lambda: x53().reshape(2.5, 6), "reshape"),
+    (lambda: x53().permute(0.0, 1), "permute"),
+])
+def test_non_integer_sizes(fn, op):
+    with raises(TypeError, f"[{op}] expected integers"):
+        fn()
+
+
+@pytest.mark.parametrize("tensors, dim, fragments", [
+    (lambda: [em.randn(2, 3), em.randn(2, 4)], 0, ("(2, 3)", "(2, 4)")),
+    (lambda: [em.randn(2, 3), em.randn(5, 3)], 1, ("(2, 3)", "(5, 3)")),
+    (lambda: [em.randn(2, 3), em.randn(3)], 0, ("(2, 3)", "(3,)")),
+])
+def test_cat_shape_mismatch(tensors, dim, fragments):
+    with raises(ValueError, "[cat]", *fragments):
+        em.cat(tensors(), dim)
+
+
+def test_stack_shape_mismatch():
+    with raises(ValueError, "[stack]", "(3,)", "(4,)"):
+        em.stack([em.randn(3), em.randn(3), em.randn(4)])
+
+
+@pytest.mark.parametrize("fn, op", [(lambda: em.cat([]), "cat"), (lambda: em.stack([]), "stack")])
+def test_empty_tensor_list(fn, op):
+    with raises(ValueError, f"[{op}] expects a non-empty list"):
+        fn()
+
+
+# ---- dtypes ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fn", [
+    lambda: em.arange(3).requires_grad_(),
+    lambda: em.tensor([1, 2], requires_grad=True),
+    lambda: em.zeros(2, dtype=em.bool, requires_grad=True),
+    lambda: em.ones(2, dtype=em.int32).requires_grad_(True),
+], ids=["arange", "tensor", "bool", "int32"])
+def test_requires_grad_on_integer_tensor(fn):
+    with raises(TypeError, "[requires_grad]", "floating"):
+        fn()
+
+
+@pytest.mark.parametrize("index", [em.tensor([1.0]), np.array([0.5]), [1.0, 2.0]], ids=["tensor", "numpy", "list"])
+def test_float_array_index(index):
+    with raises(IndexError, "[index]", "float"):
+        x53()[index]
+
+
+def test_float_scalar_index():
+    with raises(IndexError, "[index] unsupported index 1.5"):
+        x53()[1.5]
+
+
+@pytest.mark.parametrize("op", ["index_select", "gather"])
+def test_float_index_tensor_for_index_ops(op):
+    with raises(IndexError, "[index]", "integer or bool", "float32"):
+        getattr(x53(), op)(0, em.zeros(5, 3))
+
+
+@pytest.mark.parametrize("fn, op", [(lambda: em.rand(3, dtype=em.int64), "rand"),
+                                    (lambda: em.randn(3, dtype=em.bool), "randn")])
+def test_random_floats_need_a_floating_dtype(fn, op):
+    with raises(TypeError, f"[{op}] needs a floating dtype"):
+        fn()
+
+
+def test_unknown_dtype():
+    with raises(TypeError, "[dtype]", "float128"):
+        em.zeros(2, dtype="float128")
+
+
+# ---- indices ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fn, fragments", [
+    (lambda: em.randn(5)[10], ("[index]", "index 10", "size 5", "(5,)")),
+    (lambda: em.randn(5)[-6], ("[index]", "index -6", "size 5", "(5,)")),
+    (lambda: x53()[2, 3], ("[index]", "index 3", "dimension 1", "size 3", "(5, 3)")),
+    (lambda: x53()[None, ..., 4], ("[index]", "index 4", "dimension 1", "size 3", "(5, 3)")),
+    (lambda: em.randn(5)[em.tensor([5])], ("[index]", "index 5", "size 5", "(5,)")),
+    (lambda: x53()[em.tensor([0, 7, 1])], ("[index]", "index 7", "size 5", "(5, 3)")),
+    (lambda: x53()[:, em.tensor([-4])], ("[index]", "index -4", "size 3", "(5, 3)")),
+    (lambda: x53()[[1, 2], [0, 3]], ("[index]", "index 3", "size 3", "(5, 3)")),
+    (lambda: x53().index_select(0, em.tensor([1, 5])), ("[index_select]", "index 5", "size 5", "(5, 3)")),
+    (lambda: x53().gather(1, em.full((5, 2), 3)), ("[gather]", "index 3", "size 3", "(5, 3)")),
+], ids=["int", "negative-int", "second-dim", "ellipsis", "tensor", "tensor-2d", "negative-tensor", "lists",
+        "index_select", "gather"])
+def test_index_out_of_range(fn, fragments):
+    with raises(IndexError, *fragments):
+        fn()
+
+
+def test_too_many_indices():
+    with raises(IndexError, "[index] too many indices", "(5, 3)"):
+        x53()[1, 2, 0]
+
+
+@pytest.mark.parametrize("mask_shape, indexed", [((2,), "(5,)"), ((3, 5), "(5, 3)"), ((5, 2), "(5, 3)")])
+def test_bool_mask_of_wrong_shape(mask_shape, indexed):
+    x = x53() if len(mask_shape) == 2 else em.randn(5)
+    mask = em.randn(*mask_shape) > 0
+    with raises(IndexError, "[index] boolean index", str(tuple(mask.shape)), indexed):
+        x[mask]
+
+
+def test_gather_index_shape_mismatch():
+    with raises(ValueError, "[gather]", "(2, 2)", "(5, 3)"):
+        x53().gather(1, em.zeros(2, 2, dtype=em.int64))
+
+
+# ---- dims ------------------------------------------------------------------------------------
+
+REDUCTIONS = ["sum", "mean", "var", "prod", "argmax", "argmin", "max", "min", "any", "all", "softmax",
+              "log_softmax", "logsumexp"]
+
+
+@pytest.mark.parametrize("dim", [2, -3, 7])
+@pytest.mark.parametrize("op", REDUCTIONS)
+def test_reduction_dim_out_of_range(op, dim):
+    with raises(IndexError, f"[{op}] dim {dim} out of range", "2-d"):
+        getattr(em, op)(x53(), dim=dim)
+
+
+def test_reduction_dim_tuple_out_of_range():
+    with raises(IndexError, "[sum] dim 4 out of range"):
+        em.randn(2, 3, 4).sum(dim=(0, 4))
+
+
+@pytest.mark.parametrize("fn, op", [
+    (lambda x: x.transpose(0, 2), "transpose"),
+    (lambda x: x.unsqueeze(3), "unsqueeze"),
+    (lambda x: x.squeeze(2), "squeeze"),
+    (lambda x: x.squeeze(-3), "squeeze"),
+    (lambda x: x.flatten(0, 2), "flatten"),
+    (lambda x: x.split(2, dim=2), "split"),
+    (lambda x: x.chunk(2, dim=-3), "chunk"),
+    (lambda x: x.index_select(2, em.tensor([0])), "index_select"),
+    (lambda x: x.gather(-3, em.zeros(5, 3, dtype=em.int64)), "gather"),
+    (lambda x: em.cat([x, x], 2), "cat"),
+    (lambda x: em.stack([x, x], 4), "stack"),
+])
+def test_shape_op_dim_out_of_range(fn, op):
+    with raises(IndexError, f"[{op}] dim", "out of range"):
+        fn(x53())
+
+
+# ---- devices ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", ["gpu", "cuda:x", "CPU", "cpu:0", "cuda:-1", "", "cuda:0:1"])
+@pytest.mark.parametrize("make", [lambda d: em.zeros(2, device=d), lambda d: em.randn(3).to(d),
+                                  lambda d: em.tensor([1.0], device=d)], ids=["zeros", "to", "tensor"])
+def test_bad_device_string(make, spec):
+    with raises(ValueError, "[device] unknown device", repr(spec)):
+        make(spec)
+
+
+def test_device_of_wrong_type():
+    with raises(TypeError, "[device] expected a string"):
+        em.zeros(2, device=2.5)
+
+
+@pytest.mark.skipif(em.cuda.is_available(), reason="checks the error raised without a GPU")
+@pytest.mark.parametrize("fn", [lambda: em.randn(3).cuda(), lambda: em.zeros(2, device="cuda"),
+                                lambda: em.randn(2, device="cuda:0"), lambda: em.tensor([1.0]).to("cuda"),
+                                lambda: em.cuda.synchronize()],
+                         ids=["cuda()", "zeros", "randn", "to", "synchronize"])
+def test_cuda_without_gpu(fn):
+    with raises(RuntimeError, "[cuda]"):
+        fn()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("fn, op", [
+    (lambda c, g: c * g, "mul"),
+    (lambda c, g: em.where(c > 0, g, g), "where"),
+    (lambda c, g: em.cat([c, g]), "cat"),
+    (lambda c, g: g.index_select(0, em.tensor([0])), "index"),
+])
+def test_mixing_devices(fn, op):
+    with raises(ValueError, f"[{op}]", "cpu"):
+        fn(em.randn(3), em.randn(3, device="cuda"))
+
+
+# ---- autograd, conversion, interop -----------------------------------------------------------
+
+def test_backward_on_non_scalar_needs_grad():
+    y = em.randn(3, 7, requires_grad=True) * 2
+    with raises(RuntimeError, "[backward]", "scalar outputs", "(3, 7)"):
+        y.backward()
+
+
+def test_backward_without_grad():
+    with raises(RuntimeError, "[backward] tensor does not require grad"):
+        em.randn(3).sum().backward()
+
+
+def test_backward_grad_of_wrong_shape():
+    y = em.randn(3, requires_grad=True) * 2
+    with raises(ValueError, "[backward] grad shape (4,)", "(3,)"):
+        y.backward(em.ones(4))
+
+
+def test_item_needs_one_element():
+    with raises(ValueError, "[item]", "(5, 3)"):
+        x53().item()
+
+
+def test_truth_value_of_many_elements():
+    with raises(RuntimeError, "[bool]", "15 elements"):
+        bool(x53())
+
+
+@pytest.mark.parametrize("obj", [[1.0, 2.0], 3, "abc", {"a": 1}, None])
+def test_from_dlpack_rejects_non_producers(obj):
+    with raises(TypeError, "[from_dlpack]", "does not implement __dlpack__"):
+        em.from_dlpack(obj)
