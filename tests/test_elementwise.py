@@ -219,3 +219,12 @@ def test_where(shapes, device):
 def test_where_scalars(device):
     x = em.tensor([-1.0, 2.0, -3.0], device=device)
     assert em.where(x > 0, x, 0.0).tolist() == [0.0, 2.0, 0.0]
+
+
+def test_bool_comparisons_and_extremes(device):
+    a = em.tensor([True, False, True], device=device)
+    b = em.tensor([True, True, False], device=device)
+    assert (a == b).tolist() == [True, False, False] and (a != b).tolist() == [False, True, True]
+    assert em.maximum(a, b).dtype == em.bool and em.maximum(a, b).tolist() == [True, True, True]
+    assert em.minimum(a, b).tolist() == [True, False, False]
+    assert (a + b).dtype == em.int64 and (a + b).tolist() == [2, 1, 1]

@@ -59,11 +59,14 @@ Array binary(BinaryOp op, const Array& a, const Array& b) {
   check_same_device(name, a, b);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   DType t = promote_types(a.dtype(), b.dtype());
-  if (t == DType::bool_ && !is_comparison(op) && op != BinaryOp::maximum && op != BinaryOp::minimum)
-    t = DType::int64;  // arithmetic on bools counts in integers, as NumPy does
-  Array ea = a.astype(t).expand(shape), eb = b.astype(t).expand(shape);
-  Array out = Array::empty(shape, is_comparison(op) ? DType::bool_ : t, a.device());
+  // Kernels work on numbers: bools are computed as int64. Arithmetic on bools stays int64 (NumPy's
+  // counting); comparisons give bool anyway; maximum/minimum of bools give bool back.
+  const bool bools = t == DType::bool_;
+  const DType compute = bools ? DType::int64 : t;
+  Array ea = a.astype(compute).expand(shape), eb = b.astype(compute).expand(shape);
+  Array out = Array::empty(shape, is_comparison(op) ? DType::bool_ : compute, a.device());
   EMBER_ON_DEVICE(a.device(), binary, op, ea, eb, out);
+  if (bools && (op == BinaryOp::maximum || op == BinaryOp::minimum)) return out.astype(DType::bool_);
   return out;
 }
 

@@ -1,10 +1,24 @@
-// Reductions on CUDA over the (outer, n, inner) view of a contiguous input, in two launches:
-//   1. partials: the n axis is cut into `splits` slices so small outputs still fill the GPU.
-//      inner == 1: one 256-thread block per (row, slice), threads stride the slice and merge in
-//      shared memory; inner > 1: one thread per (row, slice, column), reading rows coalesced.
-//   2. finish: one thread per output merges its slices' partials and writes the result.
-// Accumulators are core/accumulators.h (the CPU's), in double for float sums, so a 16M-element
-// float32 sum is as accurate as the CPU's.
+// Reductions on CUDA: sum, mean, prod, max, min, argmax, argmin, var over the n axis of a contiguous
+// input viewed as (outer, n, inner); out[o * inner + i] folds x[(o * n + r) * inner + i], r < n.
+//
+// Accumulators are core/accumulators.h, the CPU's: sums and var in double (int64 for integer input),
+// max/min/arg* in the compute type with NaN as the extreme and the first index on ties. Per-thread
+// double accumulation costs nothing here: a memory-bound fold needs at most ~1 add per 2-4 bytes read,
+// far below any GPU's FP64 add rate, and it keeps a 16M-element float32 sum as exact as the CPU's.
+// Every merge happens in a fixed tree order, so results are bitwise the same run to run.
+//
+// Three kernels, chosen by shape (kBlock = 256 threads = 8 warps, full occupancy on sm_80/90):
+//   segments  G lanes per output (G a power of two <= 32) stride its n values and merge by shuffles.
+//             inner == 1 with short rows: G ~ n/4 (<= 32), a warp covers 32/G rows, reads coalesced.
+//             inner > 1 with many outputs or short n: G = 1, a thread per (o, i) column, coalesced
+//             along i. One launch, no shared memory.
+//   tiles     a block owns W columns (W = 1 for rows, else the largest power of two <= min(inner, 32))
+//             and R = 256 / W row lanes; a warp reads 32 consecutive elements per row step, lanes of a
+//             column merge by shuffles, then the 8 warps through shared memory. When the tiles cannot
+//             fill the GPU (one long row, a few columns), n is also cut into `splits` slices ...
+//   finish    ... and a warp per output merges its slices' partials (pass 2). A 16M-element row thus
+//             spreads over ~8 blocks per SM and merges ~1000 partials, not one block's worth.
+#include <cmath>
 #include "core/accumulators.h"
 #include "core/backend.h"
 #include "core/dispatch.h"
@@ -13,122 +27,187 @@
 namespace ember::cuda {
 namespace {
 
-int sm_count() {
-  int dev = 0, sms = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  return sms > 0 ? sms : 80;
+constexpr int kBlock = 256;
+constexpr int kWarps = kBlock / dev::kWarp;
+
+// Powers of two in [1, 32]: the largest <= v, and the smallest >= v.
+int pow2_floor(int64_t v) {
+  int p = 1;
+  while (p < 32 && p * 2 <= v) p *= 2;
+  return p;
+}
+int pow2_ceil(int64_t v) {
+  int p = 1;
+  while (p < 32 && p < v) p *= 2;
+  return p;
 }
 
-template <typename Acc, typename A, typename T>
-__global__ void partial_rows(const T* x, int64_t n, int64_t splits, int64_t range, Acc* partial) {
-  const int64_t o = blockIdx.x / splits, s = blockIdx.x % splits;
-  const int64_t r0 = s * range, r1 = min(n, r0 + range);
-  Acc acc;
-  for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x) acc.add(A(compute_t<T>(x[o * n + r])), r);
-  Acc total = dev::block_merge(acc);
-  if (threadIdx.x == 0) partial[blockIdx.x] = total;
-}
-
-template <typename Acc, typename A, typename T>
-__global__ void partial_cols(const T* x, int64_t outer, int64_t n, int64_t inner, int64_t splits, int64_t range,
-                             Acc* partial) {
-  const int64_t total = outer * splits * inner;
-  for (int64_t t = dev::global_thread(); t < total; t += dev::grid_threads()) {
-    const int64_t i = t % inner, os = t / inner, s = os % splits, o = os / splits;
-    const int64_t r0 = s * range, r1 = min(n, r0 + range);
+template <typename Acc, typename A, typename T, typename Out, typename Finish>
+__global__ void __launch_bounds__(kBlock) reduce_segments(const T* x, int64_t outputs, int64_t n, int64_t inner,
+                                                          int G, Out* out, Finish finish) {
+  const int lane = threadIdx.x % G;
+  const int64_t per_block = kBlock / G;
+  // `first` is the same for the whole block, so every lane reaches the shuffles together.
+  for (int64_t first = blockIdx.x * per_block; first < outputs; first += int64_t(gridDim.x) * per_block) {
+    const int64_t t = first + threadIdx.x / G;
     Acc acc;
-    for (int64_t r = r0; r < r1; ++r) acc.add(A(compute_t<T>(x[(o * n + r) * inner + i])), r);
-    partial[t] = acc;
+    if (t < outputs) {
+      const int64_t o = t / inner, i = t - o * inner;
+      const T* col = x + o * n * inner + i;
+      for (int64_t r = lane; r < n; r += G) acc.add(A(compute_t<T>(col[r * inner])), r);
+    }
+    acc = dev::segment_merge(acc, G);
+    if (t < outputs && lane == 0) out[t] = finish(acc);
+  }
+}
+
+// Tile = (o, column tile ct, slice s). Writes partial[(o * splits + s) * inner + i] when splitting,
+// else the finished out[o * inner + i].
+template <typename Acc, typename A, typename T, typename Out, typename Finish>
+__global__ void __launch_bounds__(kBlock) reduce_tiles(const T* x, int64_t outer, int64_t n, int64_t inner, int W,
+                                                       int64_t col_tiles, int64_t splits, int64_t range,
+                                                       Acc* partial, Out* out, Finish finish) {
+  __shared__ alignas(16) unsigned char raw[kBlock * sizeof(Acc)];
+  Acc* per_warp = reinterpret_cast<Acc*>(raw);  // (kWarps, W): each warp's merged columns
+  const int c = threadIdx.x % W, R = kBlock / W, lane = threadIdx.x % dev::kWarp, warp = threadIdx.x / dev::kWarp;
+  const int64_t rl = threadIdx.x / W, tiles = outer * col_tiles * splits;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t s = tile % splits, ct = (tile / splits) % col_tiles, o = tile / (splits * col_tiles);
+    const int64_t i = ct * W + c, r0 = s * range, r1 = min(n, r0 + range);
+    Acc acc;
+    if (i < inner)
+      for (int64_t r = r0 + rl; r < r1; r += R) acc.add(A(compute_t<T>(x[(o * n + r) * inner + i])), r);
+    acc = dev::strided_lane_merge(acc, W);  // lanes < W now hold this warp's columns
+    if (lane < W) per_warp[warp * W + lane] = acc;
+    __syncthreads();
+    if (threadIdx.x < W && i < inner) {  // thread c merges column c over the warps, in warp order
+      Acc total = per_warp[threadIdx.x];
+      for (int w = 1; w < kWarps; ++w) total.merge(per_warp[w * W + threadIdx.x]);
+      if (partial) partial[(o * splits + s) * inner + i] = total;
+      else out[o * inner + i] = finish(total);
+    }
+    __syncthreads();  // per_warp is reused by the next tile
   }
 }
 
 template <typename Acc, typename Out, typename Finish>
-__global__ void finish_kernel(const Acc* partial, int64_t outer, int64_t inner, int64_t splits, Out* out, Finish f) {
-  for (int64_t t = dev::global_thread(); t < outer * inner; t += dev::grid_threads()) {
-    const int64_t o = t / inner, i = t % inner;
-    Acc acc = partial[(o * splits) * inner + i];
-    for (int64_t s = 1; s < splits; ++s) acc.merge(partial[(o * splits + s) * inner + i]);
-    out[t] = f(acc);
+__global__ void __launch_bounds__(kBlock) reduce_finish(const Acc* partial, int64_t outputs, int64_t inner,
+                                                        int64_t splits, Out* out, Finish finish) {
+  const int lane = threadIdx.x % dev::kWarp;
+  for (int64_t first = int64_t(blockIdx.x) * kWarps; first < outputs; first += int64_t(gridDim.x) * kWarps) {
+    const int64_t t = first + threadIdx.x / dev::kWarp;
+    Acc acc;
+    if (t < outputs) {
+      const int64_t o = t / inner, i = t - o * inner;
+      for (int64_t s = lane; s < splits; s += dev::kWarp) acc.merge(partial[(o * splits + s) * inner + i]);
+    }
+    acc = dev::segment_merge(acc, dev::kWarp);
+    if (t < outputs && lane == 0) out[t] = finish(acc);
   }
 }
 
+// Picks the kernels for one reduction; see the header for the rules.
 template <typename Acc, typename A, typename T, typename Out, typename Finish>
-void fold(const char* op, const Array& x, Array& out, int64_t outer, int64_t n, int64_t inner, Finish f) {
+void fold(const char* op, const Array& x, Array& out, int64_t outer, int64_t n, int64_t inner, Finish finish) {
   const int device = out.device().index;
-  DeviceGuard guard(device);
+  DeviceGuard guard(device, op);
   cudaStream_t stream = stream_of(device);
-  const int64_t sms = sm_count(), outputs = outer * inner;
-  int64_t splits = inner == 1 ? std::max<int64_t>(1, (2 * sms + outer - 1) / outer)
-                              : std::max<int64_t>(1, (sms * 1024 + outputs - 1) / outputs);
-  splits = std::max<int64_t>(1, std::min(splits, (n + 1023) / 1024));
+  const T* xp = x.data<T>();
+  Out* o = out.data<Out>();
+  const int64_t outputs = outer * inner, sms = sm_count(device);
+  const int64_t resident = sms * 2048;  // threads the GPU holds at once
+  // Rows: a warp per row up to 1024 values, or up to 16384 when the rows alone fill the GPU (64
+  // warps per SM); longer rows get a block each. Columns: a thread each when they fill the GPU.
+  const bool segments = inner == 1 ? (n <= 1024 || (n <= 16384 && outer >= sms * 64))
+                                   : (outputs >= resident || n <= 32);
+  if (segments) {
+    const int G = inner == 1 ? pow2_ceil((n + 3) / 4) : 1;  // ~4+ values per lane
+    reduce_segments<Acc, A><<<grid_for(outputs * G, kBlock), kBlock, 0, stream>>>(xp, outputs, n, inner, G, o,
+                                                                                  finish);
+    CUDA_CHECK_LAUNCH(op);
+    return;
+  }
+  const int W = inner == 1 ? 1 : pow2_floor(inner);
+  const int64_t R = kBlock / W, col_tiles = (inner + W - 1) / W, tiles = outer * col_tiles;
+  const int64_t target = 8 * sms;  // blocks for a full GPU
+  int64_t splits = 1;
+  if (tiles < target) splits = std::max<int64_t>(1, std::min((target + tiles - 1) / tiles, n / (R * 8)));
   const int64_t range = (n + splits - 1) / splits;
-  Acc* partial = static_cast<Acc*>(allocate(sizeof(Acc) * size_t(outputs * splits), device));
-  if (inner == 1) {
-    partial_rows<Acc, A, T><<<unsigned(outer * splits), kThreads, kThreads * sizeof(Acc), stream>>>(
-        x.data<T>(), n, splits, range, partial);
-  } else {
-    partial_cols<Acc, A, T><<<grid_for(outputs * splits, kThreads), kThreads, 0, stream>>>(
-        x.data<T>(), outer, n, inner, splits, range, partial);
+  splits = (n + range - 1) / range;  // no empty slices
+  const unsigned grid = unsigned(std::min(tiles * splits, sms * 32));
+  if (splits == 1) {
+    reduce_tiles<Acc, A><<<grid, kBlock, 0, stream>>>(xp, outer, n, inner, W, col_tiles, 1, range,
+                                                      static_cast<Acc*>(nullptr), o, finish);
+    CUDA_CHECK_LAUNCH(op);
+    return;
   }
-  cudaError_t e = cudaGetLastError();
-  if (e == cudaSuccess) {
-    finish_kernel<<<grid_for(outputs, kThreads), kThreads, 0, stream>>>(partial, outer, inner, splits,
-                                                                        out.data<Out>(), f);
-    e = cudaGetLastError();
-  }
-  deallocate(partial, device);  // stream-ordered: freed after the kernels that use it
-  check(e, op);
+  Scratch partial(sizeof(Acc) * size_t(outputs * splits), device);
+  reduce_tiles<Acc, A><<<grid, kBlock, 0, stream>>>(xp, outer, n, inner, W, col_tiles, splits, range,
+                                                    partial.as<Acc>(), o, finish);
+  CUDA_CHECK_LAUNCH(op);
+  reduce_finish<<<grid_for(outputs * dev::kWarp, kBlock), kBlock, 0, stream>>>(partial.as<Acc>(), outputs, inner,
+                                                                              splits, o, finish);
+  CUDA_CHECK_LAUNCH(op);
 }
 
+}  // namespace
+
+namespace typed {  // nvcc allows no device lambdas inside dispatch's generic lambdas: named templates
 template <typename T>
-void reduce_typed(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_t n, int64_t inner, int64_t correction) {
+void reduce(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_t n, int64_t inner, int64_t correction) {
   using C = compute_t<T>;
-  using A = std::conditional_t<std::is_integral_v<C>, int64_t, double>;
+  using A = std::conditional_t<std::is_integral_v<C>, int64_t, double>;  // as csrc/cpu/reduce.cpp
+  using Max = ExtAcc<C, true>;
+  using Min = ExtAcc<C, false>;
   switch (op) {
     case ReduceOp::sum: case ReduceOp::mean: {
-      const double scale = op == ReduceOp::mean ? 1.0 / double(n) : 1.0;
+      const double scale = op == ReduceOp::mean ? 1.0 / double(n) : 1.0;  // n == 0: mean is 0 * inf = NaN
+      const char* name = op == ReduceOp::mean ? "mean" : "sum";
       if constexpr (std::is_integral_v<C>)
-        fold<SumAcc<A>, A, T, int64_t>("sum", x, out, outer, n, inner, [] __device__(const SumAcc<A>& a) { return a.s; });
+        fold<SumAcc<A>, A, T, int64_t>(name, x, out, outer, n, inner,
+                                       [] __device__(const SumAcc<A>& a) { return a.s; });
       else
-        fold<SumAcc<A>, A, T, T>("sum", x, out, outer, n, inner,
+        fold<SumAcc<A>, A, T, T>(name, x, out, outer, n, inner,
                                  [scale] __device__(const SumAcc<A>& a) { return T(C(a.s * scale)); });
       return;
     }
     case ReduceOp::prod:
       if constexpr (std::is_integral_v<C>)
-        fold<ProdAcc<A>, A, T, int64_t>("prod", x, out, outer, n, inner, [] __device__(const ProdAcc<A>& a) { return a.p; });
+        fold<ProdAcc<A>, A, T, int64_t>("prod", x, out, outer, n, inner,
+                                        [] __device__(const ProdAcc<A>& a) { return a.p; });
       else
-        fold<ProdAcc<A>, A, T, T>("prod", x, out, outer, n, inner, [] __device__(const ProdAcc<A>& a) { return T(C(a.p)); });
+        fold<ProdAcc<A>, A, T, T>("prod", x, out, outer, n, inner,
+                                  [] __device__(const ProdAcc<A>& a) { return T(C(a.p)); });
       return;
     case ReduceOp::max:
-      fold<ExtAcc<C, true>, C, T, T>("max", x, out, outer, n, inner, [] __device__(const ExtAcc<C, true>& a) { return T(a.m); });
+      fold<Max, C, T, T>("max", x, out, outer, n, inner, [] __device__(const Max& a) { return T(a.m); });
       return;
     case ReduceOp::min:
-      fold<ExtAcc<C, false>, C, T, T>("min", x, out, outer, n, inner, [] __device__(const ExtAcc<C, false>& a) { return T(a.m); });
+      fold<Min, C, T, T>("min", x, out, outer, n, inner, [] __device__(const Min& a) { return T(a.m); });
       return;
     case ReduceOp::argmax:
-      fold<ExtAcc<C, true>, C, T, int64_t>("argmax", x, out, outer, n, inner, [] __device__(const ExtAcc<C, true>& a) { return a.at; });
+      fold<Max, C, T, int64_t>("argmax", x, out, outer, n, inner, [] __device__(const Max& a) { return a.at; });
       return;
     case ReduceOp::argmin:
-      fold<ExtAcc<C, false>, C, T, int64_t>("argmin", x, out, outer, n, inner, [] __device__(const ExtAcc<C, false>& a) { return a.at; });
+      fold<Min, C, T, int64_t>("argmin", x, out, outer, n, inner, [] __device__(const Min& a) { return a.at; });
       return;
     case ReduceOp::var:
-      if constexpr (!std::is_integral_v<C>) {
-        const double denom = double(n - correction);
-        fold<VarAcc, double, T, T>("var", x, out, outer, n, inner, [denom] __device__(const VarAcc& a) {
-          return T(C(denom > 0 ? a.m2 / denom : __longlong_as_double(0x7ff8000000000000LL)));
+      if constexpr (!std::is_integral_v<C>) {  // ops.cpp casts integer input to float first
+        const double denom = double(n - correction), nan = std::nan("");  // n - correction <= 0: NaN
+        fold<VarAcc, double, T, T>("var", x, out, outer, n, inner, [denom, nan] __device__(const VarAcc& a) {
+          return T(C(denom > 0 ? a.m2 / denom : nan));
         });
       }
       return;
   }
 }
-
-}  // namespace
+}  // namespace typed
 
 void reduce(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_t n, int64_t inner, int64_t correction) {
   if (out.numel() == 0) return;
-  dispatch_numeric(x.dtype(), "reduce", [&](auto tag) { reduce_typed<decltype(tag)>(op, x, out, outer, n, inner, correction); });
+  dispatch_numeric(x.dtype(), "reduce", [&](auto tag) {
+    typed::reduce<decltype(tag)>(op, x, out, outer, n, inner, correction);
+  });
 }
 
 }  // namespace ember::cuda
