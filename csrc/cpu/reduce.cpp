@@ -80,12 +80,18 @@ void rows_f32(const float* x, float* out, int64_t outer, int64_t n, double empty
 // Columns go in chunks of kColChunk (16 KiB of each row: long enough runs for the prefetchers).
 constexpr int64_t kColChunk = 4096;
 void sum_cols(const float* x, float* out, int64_t outer, int64_t n, int64_t inner, double scale) {
-  const int64_t chunks = (inner + kColChunk - 1) / kColChunk;
+  // Narrower chunks when there are too few for the threads (a (4096, 4096) sum over dim 0 is one
+  // outer row): at least 256 columns each, a multiple of 16 so vector lanes stay aligned.
+  const int64_t threads = omp_get_max_threads();
+  int64_t width = kColChunk;
+  if (outer * ((inner + width - 1) / width) < threads)
+    width = std::max<int64_t>(256, ((inner + threads * outer - 1) / (threads * outer) + 15) / 16 * 16);
+  const int64_t chunks = (inner + width - 1) / width;
   parallel_for(outer * chunks, 1, [&](int64_t t0, int64_t t1) {
     std::vector<double> total(kColChunk);
     std::vector<float> part(kColChunk);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t o = t / chunks, c0 = (t % chunks) * kColChunk, w = std::min(kColChunk, inner - c0);
+      const int64_t o = t / chunks, c0 = (t % chunks) * width, w = std::min(width, inner - c0);
       std::fill(total.begin(), total.begin() + w, 0.0);
       for (int64_t r0 = 0; r0 < n; r0 += 256) {
         std::fill(part.begin(), part.begin() + w, 0.0f);

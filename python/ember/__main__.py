@@ -1,4 +1,5 @@
-"""python -m ember info | bench [family ...] [--device cpu|cuda] [--quick] [--json PATH] | demo"""
+"""python -m ember info | bench [family ...] [--json PATH] [--repeat N] [--threads N] [--device cpu|cuda]
+[--quick] | demo"""
 from __future__ import annotations
 
 import argparse
@@ -11,61 +12,84 @@ import numpy as np
 import ember as em
 
 
+def _build():
+    if em.cuda.is_compiled():
+        return f"CPU + CUDA (architectures {em._C.cuda_architectures() or 'default'})"
+    return "CPU only (built without CUDA)"
+
+
 def info():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    print(f"ember {em.__version__}")
-    print(f"  build      : CPU{' + CUDA (' + em._C.cuda_architectures() + ')' if em._C.cuda_compiled() else ' only (built without CUDA)'}")
-    print(f"  SIMD level : {em._C.simd_level()}")
-    print(f"  threads    : {em.get_num_threads()} (of {os.cpu_count()} CPUs; {cpu})")
-    print(f"  GPUs seen  : {em.cuda.device_count()}")
-    print(f"  Python {platform.python_version()}, NumPy {np.__version__}")
+    from ember.bench.harness import cpu_count, cpu_model, last_level_cache_bytes
+    print(f"ember    {em.__version__}")
+    print(f"build    {_build()}")
+    print(f"SIMD     {em._C.simd_level()} (EMBER_SIMD=avx2|portable caps it)")
+    print(f"threads  {em.get_num_threads()} OpenMP threads")
+    print(f"CPU      {cpu_model()}, {cpu_count()} cores, {last_level_cache_bytes() >> 20} MiB last-level cache")
+    print(f"GPUs     {em.cuda.device_count()}")
+    print(f"NumPy    {np.__version__}")
+    print(f"Python   {platform.python_version()} ({sys.executable})")
+
+
+def _families(names):
+    from ember.bench import SUITES
+    unknown = [f for f in names if f not in SUITES]
+    if unknown:
+        sys.exit(f"unknown benchmark family {', '.join(unknown)}; known: {', '.join(SUITES)}")
+    return names or list(SUITES)
+
+
+def _bench_one(family, args, json_path):
+    """Runs one suite, prints its table, saves it (unless --quick without --json); False if a check failed."""
+    from ember.bench import harness, load
+    suite = load(family)
+    print(f"\n== {family} on {args.device}: {em.get_num_threads()} threads, SIMD {em._C.simd_level()}, "
+          f"{args.repeat} repeats ==", flush=True)
+    results = suite.run(device=args.device, quick=args.quick, repeat=args.repeat)
+    harness.print_table(results)
+    if args.quick and not json_path:
+        print("(--quick: results not saved)")
+    else:
+        path = harness.save(results, family, json_path, args.device, quick=args.quick, repeat=args.repeat)
+        print(f"saved {os.path.relpath(path)}")
+        if hasattr(suite, "plot"):
+            png = suite.plot(results, os.path.splitext(path)[0] + ".png")
+            if png:
+                print(f"plot  {os.path.relpath(png)}")
+    failed = [r for r in results if not r.valid]
+    for r in failed:
+        print(f"VALIDATION FAILED: {family} {r.case} {r.shape}: {r.note}", file=sys.stderr)
+    return not failed
 
 
 def bench(args):
-    from ember.bench import SUITES
-    from ember.bench.harness import print_table, save
     if args.threads:
         em.set_num_threads(args.threads)
-    families = args.families or list(SUITES)
-    for fam in families:
-        if fam not in SUITES:
-            sys.exit(f"unknown benchmark family {fam!r}; known: {', '.join(SUITES)}")
-    for fam in families:
-        print(f"\n== {fam} on {args.device}, {em.get_num_threads()} threads, SIMD {em._C.simd_level()} ==")
-        results = SUITES[fam](device=args.device, quick=args.quick)
-        print_table(results)
-        path = save(results, fam, args.json if len(families) == 1 else None, args.device)
-        print(f"saved {path}")
-        if fam == "gemm":
-            from ember.bench.gemm import plot
-            png = plot(results, os.path.splitext(path)[0] + ".png")
-            if png:
-                print(f"plot  {png}")
-        if any(not r.valid for r in results):
-            sys.exit(f"{fam}: validation FAILED for some cases (marked NO)")
+    families = _families(args.families)
+    if args.json and len(families) > 1:
+        sys.exit("--json names one file: give one family with it")
+    ok = [_bench_one(f, args, args.json) for f in families]
+    if not all(ok):
+        sys.exit(1)
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m ember", description="ember: info, benchmarks, demo")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("info", help="version, build, SIMD level, threads, CPU, GPUs")
+    b = sub.add_parser("bench", help="kernel benchmarks next to the installed peers (validated first)")
+    b.add_argument("families", nargs="*", help="suites to run (default: all)")
+    b.add_argument("--json", help="save to this file instead of bench/results/<machine>/<family>.json")
+    b.add_argument("--repeat", type=int, default=20, help="timed samples per case (median and min reported)")
+    b.add_argument("--threads", type=int, default=0, help="CPU threads for ember and PyTorch (default: all)")
+    b.add_argument("--device", default="cpu", help="cpu or cuda")
+    b.add_argument("--quick", action="store_true", help="small sizes, seconds in all; not saved without --json")
+    d = sub.add_parser("demo", help="fit a small model with autograd, printing the loss")
+    d.add_argument("--epochs", type=int, default=1500)
+    return p
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ember")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("info", help="version, build, SIMD level, threads, GPUs")
-    b = sub.add_parser("bench", help="kernel benchmarks next to the best installed peer")
-    b.add_argument("families", nargs="*")
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--quick", action="store_true", help="small sizes (seconds, for tests)")
-    b.add_argument("--threads", type=int, default=0)
-    b.add_argument("--json", default=None, help="where to save the results (one family)")
-    d = sub.add_parser("demo", help="fit a small model with autograd")
-    d.add_argument("--epochs", type=int, default=1500)
-    args = p.parse_args(argv)
+    args = _parser().parse_args(argv)
     if args.cmd == "info":
         info()
     elif args.cmd == "bench":

@@ -1,6 +1,20 @@
-"""The benchmark harness behind `python -m ember bench`: one module per kernel family, registered
-in SUITES. Each suite validates ember against a reference before timing it, times ember and the
-best installed peer in the same run, and reports rates, ratios and the fraction of the roofline."""
-from . import elementwise, gemm
+"""The benchmark harness behind `python -m ember bench`: one module per kernel family, registered in
+SUITES below (adding a family = its file + one line here). Each suite module has
+`run(device, quick, repeat) -> [harness.Result]` and may have `plot(results, path)`. Every suite
+validates ember against a float64 reference before timing it, times ember and the installed peers in
+the same run, and reports rates, ratios and the percentage of the roofline (harness.py)."""
+from __future__ import annotations
 
-SUITES = {"elementwise": elementwise.run, "gemm": gemm.run}
+import importlib
+
+SUITES = {
+    "elementwise": "ember.bench.elementwise",  # binary/unary ops and reductions, GB/s
+    "gemm": "ember.bench.gemm",                # matmul, GFLOP/s
+}
+
+
+def load(family):
+    """The suite module of a family (imported on demand, so one suite's peers never slow another)."""
+    if family not in SUITES:
+        raise KeyError(f"unknown benchmark family {family!r}; known: {', '.join(SUITES)}")
+    return importlib.import_module(SUITES[family])
