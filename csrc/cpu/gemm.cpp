@@ -168,15 +168,17 @@ void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, 
   }
 }
 
-// Threads split C by columns (whole NR panels) when N has at least two panels per thread: each
-// thread then keeps its own B block in its own L2 (private on most x86 parts) and packs its own A
-// micro-panels; no barriers, no shared writes. Otherwise (narrow products) they split the rows.
+// Threads split C by whole MR-row panels (or NR-column panels when M is short): each thread packs
+// what it needs into its own buffers and keeps its B block in its own L2 (private on most x86
+// parts); no barriers, no shared writes.
 template <typename T>
 void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, int threads) {
   const Blocking bl = blocking(mr, nr, sizeof(T));
   const int64_t n_panels = (p.n + nr - 1) / nr, m_panels = (p.m + mr - 1) / mr;
   if (threads <= 1) return gemm_range(p, kernel, mr, nr, bl, 0, p.m, 0, p.n);
-  const bool by_cols = n_panels >= 2 * threads || n_panels >= m_panels;
+  // Rows are preferred: each thread then packs only its own rows of A (a transposition, the costly
+  // packing) and all of B (row copies, cheap). Columns when M is too short to share out.
+  const bool by_cols = m_panels < 2 * threads && n_panels >= m_panels;
   const int64_t units = by_cols ? n_panels : m_panels;
   const int nt = int(std::min<int64_t>(threads, units));
   // An exception must not leave an OpenMP region (that would terminate the process): the first one
