@@ -100,9 +100,13 @@ void pack_b_panel(const T* b, int64_t rsb, int64_t csb, int64_t cols, int64_t kc
   if (cols < nr) std::memset(dst, 0, sizeof(T) * size_t(nr * kc));
   if (csb == 1) {
     for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * nr, b + k * rsb, sizeof(T) * size_t(cols));
-  } else if (rsb == 1) {  // transposed B (x @ W^T): read each column contiguously
-    for (int64_t j = 0; j < cols; ++j)
-      for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = b[j * csb + k];
+  } else if (rsb == 1) {  // transposed B (x @ W^T): read each column contiguously, 64 k at a time
+    // so the 64 x NR piece of the panel being written (8 KiB) stays in L1 across the columns.
+    for (int64_t k0 = 0; k0 < kc; k0 += 64) {
+      const int64_t k1 = std::min<int64_t>(kc, k0 + 64);
+      for (int64_t j = 0; j < cols; ++j)
+        for (int64_t k = k0; k < k1; ++k) dst[k * nr + j] = b[j * csb + k];
+    }
   } else {
     for (int64_t k = 0; k < kc; ++k)
       for (int64_t j = 0; j < cols; ++j) dst[k * nr + j] = b[k * rsb + j * csb];
@@ -132,17 +136,30 @@ void scale_only(const Problem<T>& p) {
     }
 }
 
-// One thread's share: C[r0:r1, c0:c1]. Per KC slice of K, the thread packs its A rows once (MR-row
-// micro-panels), then for each NC-column block of B (packed, stays in L2) runs every A micro-panel
-// (MR x KC, stays in L1 while it is used) against all the block's NR-column B micro-panels.
-// Packing A once per K slice, not once per B block, matters: transposing A into panels costs about
-// as much per element as an MR x NR x 1 update, so it must be amortised over all of N.
+// Threads that share one packed B block: each packs every n-th panel of it, with a barrier before
+// the block is used and one before it is overwritten. A team of one packs alone, without barriers.
+struct Team { int t = 0, n = 1; };
+
+// Buffers for rows [r0, r1) x columns [c0, c1): Ap for the rows' A panels of one K slice, Bp for one
+// KC x NC block of B.
+template <typename T>
+size_t a_buffer_size(const Blocking& bl, int64_t k, int64_t rows, int mr) {
+  return size_t(std::min(bl.kc, k) * ((rows + mr - 1) / mr) * mr);
+}
+template <typename T>
+size_t b_buffer_size(const Blocking& bl, int64_t k, int64_t cols, int nr) {
+  return size_t(std::min(bl.kc, k) * std::min(bl.nc, (cols + nr - 1) / nr * nr));
+}
+
+// C[r0:r1, c0:c1]. Per KC slice of K, the thread packs its A rows once (MR-row micro-panels), then
+// for each NC-column block of B (packed, stays in L2) runs every A micro-panel (MR x KC, stays in
+// L1 while it is used) against all the block's NR-column B micro-panels. Packing A once per K slice,
+// not once per B block, matters: transposing A into panels costs about as much per element as an
+// MR x NR x 1 update, so it must be amortised over all of N.
 template <typename T>
 void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, const Blocking& bl,
-                int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-  const int64_t kc_max = std::min(bl.kc, p.k), m_panels = (r1 - r0 + mr - 1) / mr;
-  T* Bp = tl_b.get<T>(size_t(kc_max * std::min(bl.nc, (c1 - c0 + nr - 1) / nr * nr)));
-  T* Ap = tl_a.get<T>(size_t(kc_max * m_panels * mr));
+                int64_t r0, int64_t r1, int64_t c0, int64_t c1, T* Ap, T* Bp, Team team) {
+  const int64_t m_panels = (r1 - r0 + mr - 1) / mr;
   for (int64_t pc = 0; pc < p.k; pc += bl.kc) {
     const int64_t kc = std::min(bl.kc, p.k - pc);
     for (int64_t i = 0; i < m_panels; ++i)
@@ -151,9 +168,12 @@ void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, 
     GemmStore<T> st{p.alpha, p.beta, pc == 0, pc + kc >= p.k, nullptr, p.act};
     for (int64_t jc = c0; jc < c1; jc += bl.nc) {
       const int64_t nc = std::min(bl.nc, c1 - jc), nq = (nc + nr - 1) / nr;
-      for (int64_t q = 0; q < nq; ++q)
+      for (int64_t q = team.t; q < nq; q += team.n)
         pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb, std::min<int64_t>(nr, nc - q * nr),
                      kc, nr, Bp + q * nr * kc);
+      if (team.n > 1) {
+#pragma omp barrier
+      }
       for (int64_t i = 0; i < m_panels; ++i) {
         const int64_t row = r0 + i * mr;
         const int m = int(std::min<int64_t>(mr, r1 - row));
@@ -164,37 +184,52 @@ void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, 
                  int(std::min<int64_t>(nr, nc - q * nr)), st);
         }
       }
+      if (team.n > 1) {
+#pragma omp barrier
+      }
     }
   }
 }
 
-// Threads split C by whole MR-row panels (or NR-column panels when M is short): each thread packs
-// what it needs into its own buffers and keeps its B block in its own L2 (private on most x86
-// parts); no barriers, no shared writes.
+// Threads split C by whole MR-row panels and share the packing of B (each B panel is packed once,
+// by one thread, and read by all; every thread packs only its own rows of A, the costly
+// transposition). When M is too short to share out, they split by NR-column panels instead and each
+// packs its own B and all of A. No shared writes to C either way.
 template <typename T>
 void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, int threads) {
   const Blocking bl = blocking(mr, nr, sizeof(T));
   const int64_t n_panels = (p.n + nr - 1) / nr, m_panels = (p.m + mr - 1) / mr;
-  if (threads <= 1) return gemm_range(p, kernel, mr, nr, bl, 0, p.m, 0, p.n);
-  // Rows are preferred: each thread then packs only its own rows of A (a transposition, the costly
-  // packing) and all of B (row copies, cheap). Columns when M is too short to share out.
+  if (threads <= 1)
+    return gemm_range(p, kernel, mr, nr, bl, 0, p.m, 0, p.n, tl_a.get<T>(a_buffer_size<T>(bl, p.k, p.m, mr)),
+                      tl_b.get<T>(b_buffer_size<T>(bl, p.k, p.n, nr)), Team{});
   const bool by_cols = m_panels < 2 * threads && n_panels >= m_panels;
   const int64_t units = by_cols ? n_panels : m_panels;
   const int nt = int(std::min<int64_t>(threads, units));
+  T* shared_b = by_cols ? nullptr : tl_b.get<T>(b_buffer_size<T>(bl, p.k, p.n, nr));
   // An exception must not leave an OpenMP region (that would terminate the process): the first one
-  // is kept and rethrown after the region (e.g. MemoryError from a packing buffer).
+  // is kept and rethrown after the region. Buffers are taken before the first barrier, and a failure
+  // there stops every thread at the same point, so no thread waits at a barrier alone.
   std::exception_ptr error;
+  bool failed = false;
 #pragma omp parallel num_threads(nt)
   {
     const int t = omp_get_thread_num(), n_t = omp_get_num_threads();
     const int64_t u0 = units * t / n_t, u1 = units * (t + 1) / n_t;
+    const int64_t r0 = by_cols ? 0 : std::min(p.m, u0 * mr), r1 = by_cols ? p.m : std::min(p.m, u1 * mr);
+    const int64_t c0 = by_cols ? std::min(p.n, u0 * nr) : 0, c1 = by_cols ? std::min(p.n, u1 * nr) : p.n;
+    T *Ap = nullptr, *Bp = shared_b;
     try {
-      if (by_cols) gemm_range(p, kernel, mr, nr, bl, 0, p.m, u0 * nr, std::min(p.n, u1 * nr));
-      else gemm_range(p, kernel, mr, nr, bl, u0 * mr, std::min(p.m, u1 * mr), 0, p.n);
+      Ap = tl_a.get<T>(a_buffer_size<T>(bl, p.k, std::max<int64_t>(r1 - r0, 1), mr));
+      if (by_cols) Bp = tl_b.get<T>(b_buffer_size<T>(bl, p.k, std::max<int64_t>(c1 - c0, 1), nr));
     } catch (...) {
 #pragma omp critical(ember_gemm_error)
-      if (!error) error = std::current_exception();
+      {
+        if (!error) error = std::current_exception();
+        failed = true;
+      }
     }
+#pragma omp barrier
+    if (!failed) gemm_range(p, kernel, mr, nr, bl, r0, r1, c0, c1, Ap, Bp, by_cols ? Team{} : Team{t, n_t});
   }
   if (error) std::rethrow_exception(error);
 }
