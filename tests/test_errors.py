@@ -281,3 +281,22 @@ def test_truth_value_of_many_elements():
 def test_from_dlpack_rejects_non_producers(obj):
     with raises(TypeError, "[from_dlpack]", "does not implement __dlpack__"):
         em.from_dlpack(obj)
+
+
+def test_setitem_shape_mismatch_names_setitem():
+    x = em.zeros(3, 4)
+    with pytest.raises(ValueError, match=r"\[setitem\].*\(5,\).*\(4,\)"):
+        x[0] = em.ones(5)
+
+
+def test_to_unknown_dtype_string_is_a_dtype_error():
+    with pytest.raises(TypeError, match=r"\[dtype\]"):
+        em.ones(2).to("float128")
+
+
+def test_refused_draw_does_not_advance_the_generator():
+    g = em.Generator().manual_seed(3)
+    before = g.get_state()
+    with pytest.raises(TypeError, match=r"\[rand\]"):
+        em.rand(4, dtype="int64", generator=g)
+    assert g.get_state() == before

@@ -147,6 +147,9 @@ def eye(n, m=None, dtype=None, device=None) -> Tensor:
 
 def _draw(fn, op, size, generator, dtype, device, *args):
     shape = _shape(size, op)
+    if fn is not _C.random_int and not _dt.get_dtype(dtype).is_floating_point:
+        # checked before the stream advances, so a refused draw leaves the generator untouched
+        raise TypeError(f"[{op}] needs a floating dtype, got {dtype}")
     seed, offset = (generator or default_generator)._take(math.prod(shape))
     return fn(shape, *args, seed, offset, dtype, _dev(device))
 

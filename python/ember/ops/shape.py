@@ -116,6 +116,8 @@ def to(x, *args, dtype=None, device=None, copy=False, non_blocking=False):
             dtype, device = a.dtype, a.device
         elif isinstance(a, (_dt.dtype,)) or (isinstance(a, str) and a in _dt._BY_NAME):
             dtype = a
+        elif isinstance(a, str) and _is_numpy_dtype_name(a):
+            _dt.get_dtype(a)  # a dtype ember lacks (e.g. "float128"): raises "[dtype] ..." (TypeError)
         else:
             device = a
     out = x._a
@@ -135,6 +137,15 @@ def to(x, *args, dtype=None, device=None, copy=False, non_blocking=False):
         return (wrap(g._a.to(src_dev).astype(src_dtype)) if x.dtype.is_floating_point else None,)
 
     return make(out, (x,), backward, "to")
+
+
+def _is_numpy_dtype_name(s):
+    import numpy as np
+    try:
+        np.dtype(s)
+        return True
+    except TypeError:
+        return False
 
 
 def cat(tensors, dim=0):
@@ -299,7 +310,11 @@ def setitem(x, key, value):
     steps, advanced = basic_plan(x.shape, key)
     if not advanced:
         view_ = apply_steps(x._a, steps)
-        view_.copy_(v._a.to(x._a.device))
+        try:
+            view_.copy_(v._a.to(x._a.device))
+        except ValueError:
+            raise ValueError(f"[setitem] value of shape {v.shape} cannot be broadcast to the indexed "
+                             f"shape {tuple(view_.shape)} (tensor shape {x.shape})") from None
         return
     from .index import advanced_setitem
     advanced_setitem(x, key, v)
