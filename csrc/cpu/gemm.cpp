@@ -136,10 +136,6 @@ void scale_only(const Problem<T>& p) {
     }
 }
 
-// Threads that share one packed B block: each packs every n-th panel of it, with a barrier before
-// the block is used and one before it is overwritten. A team of one packs alone, without barriers.
-struct Team { int t = 0, n = 1; };
-
 // Buffers for rows [r0, r1) x columns [c0, c1): Ap for the rows' A panels of one K slice, Bp for one
 // KC x NC block of B.
 template <typename T>
@@ -158,7 +154,7 @@ size_t b_buffer_size(const Blocking& bl, int64_t k, int64_t cols, int nr) {
 // MR x NR x 1 update, so it must be amortised over all of N.
 template <typename T>
 void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, const Blocking& bl,
-                int64_t r0, int64_t r1, int64_t c0, int64_t c1, T* Ap, T* Bp, Team team) {
+                int64_t r0, int64_t r1, int64_t c0, int64_t c1, T* Ap, T* Bp) {
   const int64_t m_panels = (r1 - r0 + mr - 1) / mr;
   for (int64_t pc = 0; pc < p.k; pc += bl.kc) {
     const int64_t kc = std::min(bl.kc, p.k - pc);
@@ -168,12 +164,9 @@ void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, 
     GemmStore<T> st{p.alpha, p.beta, pc == 0, pc + kc >= p.k, nullptr, p.act};
     for (int64_t jc = c0; jc < c1; jc += bl.nc) {
       const int64_t nc = std::min(bl.nc, c1 - jc), nq = (nc + nr - 1) / nr;
-      for (int64_t q = team.t; q < nq; q += team.n)
+      for (int64_t q = 0; q < nq; ++q)
         pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb, std::min<int64_t>(nr, nc - q * nr),
                      kc, nr, Bp + q * nr * kc);
-      if (team.n > 1) {
-#pragma omp barrier
-      }
       for (int64_t i = 0; i < m_panels; ++i) {
         const int64_t row = r0 + i * mr;
         const int m = int(std::min<int64_t>(mr, r1 - row));
@@ -184,52 +177,43 @@ void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, 
                  int(std::min<int64_t>(nr, nc - q * nr)), st);
         }
       }
-      if (team.n > 1) {
-#pragma omp barrier
-      }
     }
   }
 }
 
-// Threads split C by whole MR-row panels and share the packing of B (each B panel is packed once,
-// by one thread, and read by all; every thread packs only its own rows of A, the costly
-// transposition). When M is too short to share out, they split by NR-column panels instead and each
-// packs its own B and all of A. No shared writes to C either way.
+// Threads split C by whole MR-row panels: each packs only its own rows of A (the costly
+// transposition) and its own copy of each B block (row copies, cheap), and keeps that block in its
+// own L2 (private on most x86 parts). When M is too short to share out they split by NR-column
+// panels instead. Either way the threads never wait for each other inside the call: a version that
+// shared the packed B between barriers was as fast alone but 100x slower right after a NumPy call,
+// while OpenBLAS's idle threads spin on the same cores (measured: 256^3 took 24 ms instead of 0.2).
 template <typename T>
 void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, int threads) {
   const Blocking bl = blocking(mr, nr, sizeof(T));
   const int64_t n_panels = (p.n + nr - 1) / nr, m_panels = (p.m + mr - 1) / mr;
   if (threads <= 1)
     return gemm_range(p, kernel, mr, nr, bl, 0, p.m, 0, p.n, tl_a.get<T>(a_buffer_size<T>(bl, p.k, p.m, mr)),
-                      tl_b.get<T>(b_buffer_size<T>(bl, p.k, p.n, nr)), Team{});
+                      tl_b.get<T>(b_buffer_size<T>(bl, p.k, p.n, nr)));
   const bool by_cols = m_panels < 2 * threads && n_panels >= m_panels;
   const int64_t units = by_cols ? n_panels : m_panels;
   const int nt = int(std::min<int64_t>(threads, units));
-  T* shared_b = by_cols ? nullptr : tl_b.get<T>(b_buffer_size<T>(bl, p.k, p.n, nr));
   // An exception must not leave an OpenMP region (that would terminate the process): the first one
-  // is kept and rethrown after the region. Buffers are taken before the first barrier, and a failure
-  // there stops every thread at the same point, so no thread waits at a barrier alone.
+  // is kept and rethrown after the region (e.g. MemoryError from a packing buffer).
   std::exception_ptr error;
-  bool failed = false;
 #pragma omp parallel num_threads(nt)
   {
     const int t = omp_get_thread_num(), n_t = omp_get_num_threads();
     const int64_t u0 = units * t / n_t, u1 = units * (t + 1) / n_t;
     const int64_t r0 = by_cols ? 0 : std::min(p.m, u0 * mr), r1 = by_cols ? p.m : std::min(p.m, u1 * mr);
     const int64_t c0 = by_cols ? std::min(p.n, u0 * nr) : 0, c1 = by_cols ? std::min(p.n, u1 * nr) : p.n;
-    T *Ap = nullptr, *Bp = shared_b;
     try {
-      Ap = tl_a.get<T>(a_buffer_size<T>(bl, p.k, std::max<int64_t>(r1 - r0, 1), mr));
-      if (by_cols) Bp = tl_b.get<T>(b_buffer_size<T>(bl, p.k, std::max<int64_t>(c1 - c0, 1), nr));
+      if (r0 < r1 && c0 < c1)
+        gemm_range(p, kernel, mr, nr, bl, r0, r1, c0, c1, tl_a.get<T>(a_buffer_size<T>(bl, p.k, r1 - r0, mr)),
+                   tl_b.get<T>(b_buffer_size<T>(bl, p.k, c1 - c0, nr)));
     } catch (...) {
 #pragma omp critical(ember_gemm_error)
-      {
-        if (!error) error = std::current_exception();
-        failed = true;
-      }
+      if (!error) error = std::current_exception();
     }
-#pragma omp barrier
-    if (!failed) gemm_range(p, kernel, mr, nr, bl, r0, r1, c0, c1, Ap, Bp, by_cols ? Team{} : Team{t, n_t});
   }
   if (error) std::rethrow_exception(error);
 }
