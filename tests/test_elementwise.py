@@ -228,3 +228,16 @@ def test_bool_comparisons_and_extremes(device):
     assert em.maximum(a, b).dtype == em.bool and em.maximum(a, b).tolist() == [True, True, True]
     assert em.minimum(a, b).tolist() == [True, False, False]
     assert (a + b).dtype == em.int64 and (a + b).tolist() == [2, 1, 1]
+
+
+@pytest.mark.parametrize("n", [(1 << 22) + 3, (1 << 21) + 17])
+def test_streaming_store_path(n, device):
+    # Outputs of >= 1M floats per thread take the streaming-store path (and its unaligned head/tail).
+    r, _ = rng()
+    a = r.standard_normal(n).astype(np.float32)
+    b = r.standard_normal(n).astype(np.float32)
+    A, B = em.tensor(a, device=device), em.tensor(b, device=device)
+    np.testing.assert_array_equal((A + B).cpu().numpy(), a + b)
+    np.testing.assert_array_equal((A[1:] * B[:-1]).cpu().numpy(), a[1:] * b[:-1])  # misaligned output start
+    np.testing.assert_array_equal(em.relu(A[3:]).cpu().numpy(), np.maximum(a[3:], 0))
+    np.testing.assert_array_equal((A * 2.0).cpu().numpy(), a * np.float32(2.0))
