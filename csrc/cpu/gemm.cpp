@@ -33,7 +33,7 @@
 namespace ember::cpu {
 namespace {
 
-struct Blocking { int64_t mc, kc, nc; };  // mc unused: A is packed one micro-panel at a time
+struct Blocking { int64_t kc, nc; };
 
 int64_t cache_bytes(int name, int64_t fallback) {
   long v = sysconf(name);
@@ -54,15 +54,16 @@ Blocking compute_blocking(int mr, int nr, size_t elem) {
   b.kc = env_int("EMBER_GEMM_KC", std::clamp<int64_t>(round_down(l1 / (2 * mr * int64_t(elem)), 8), 64, 1024));
   b.nc = env_int("EMBER_GEMM_NC", std::clamp<int64_t>(l2 / (2 * b.kc * int64_t(elem)), nr, 8192));
   b.nc = round_down(b.nc, nr);
-  b.mc = 0;
   return b;
 }
 
-// Blocking per (float32, float64) tile, computed once: sysconf and getenv are not free per call.
-Blocking blocking(int mr, int nr, size_t elem) {
-  static const Blocking f32 = compute_blocking(gemm_kernels().mr, gemm_kernels().nr, sizeof(float));
-  static const Blocking f64 = compute_blocking(gemm_kernels().mr64, gemm_kernels().nr64, sizeof(double));
-  return elem == sizeof(float) ? f32 : (elem == sizeof(double) ? f64 : compute_blocking(mr, nr, elem));
+// Blocking for T's register tile, computed once: sysconf and getenv are not free per call.
+template <typename T>
+const Blocking& blocking() {
+  static const Blocking b = std::is_same_v<T, float>
+                                ? compute_blocking(gemm_kernels().mr, gemm_kernels().nr, sizeof(T))
+                                : compute_blocking(gemm_kernels().mr64, gemm_kernels().nr64, sizeof(T));
+  return b;
 }
 
 // Per-thread packing buffers, 64-byte aligned, grown on demand and reused across calls.
@@ -189,7 +190,7 @@ void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, 
 // while OpenBLAS's idle threads spin on the same cores (measured: 256^3 took 24 ms instead of 0.2).
 template <typename T>
 void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, int threads) {
-  const Blocking bl = blocking(mr, nr, sizeof(T));
+  const Blocking& bl = blocking<T>();
   const int64_t n_panels = (p.n + nr - 1) / nr, m_panels = (p.m + mr - 1) / mr;
   if (threads <= 1)
     return gemm_range(p, kernel, mr, nr, bl, 0, p.m, 0, p.n, tl_a.get<T>(a_buffer_size<T>(bl, p.k, p.m, mr)),

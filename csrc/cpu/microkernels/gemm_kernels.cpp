@@ -107,6 +107,17 @@ inline void store_tile(const Vec<T> (&acc)[MR][NV], T* C, int64_t ldc, int m, in
   }
 }
 
+// The intrinsic kernels' accumulator registers (MR rows of two vectors) into C, through store_tile.
+template <int MR, typename Reg>
+inline void store_registers(const Reg (&c)[MR][2], float* C, int64_t ldc, int m, int n, const GemmStore<float>& st) {
+  Vec<float> acc[MR][2];
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = (Vec<float>)c[i][0];
+    acc[i][1] = (Vec<float>)c[i][1];
+  }
+  store_tile<float, MR, 2>(acc, C, ldc, m, n, st);
+}
+
 // The generic kernel (float64 everywhere, float32 on the portable build).
 template <typename T, int MR, int NV>
 void microkernel(int64_t kc, const T* __restrict Ap, const T* __restrict Bp, T* __restrict C, int64_t ldc,
@@ -168,12 +179,7 @@ void gemm_microkernel_avx512_12x32(int64_t kc, const float* __restrict Ap, const
     }
     return;
   }
-  Vec<float> acc[12][2];
-  for (int i = 0; i < 12; ++i) {
-    acc[i][0] = (Vec<float>)c[i][0];
-    acc[i][1] = (Vec<float>)c[i][1];
-  }
-  store_tile<float, 12, 2>(acc, C, ldc, m, n, st);
+  store_registers(c, C, ldc, m, n, st);
 }
 #define EMBER_F32_KERNEL gemm_microkernel_avx512_12x32
 #elif defined(__AVX2__)
@@ -194,12 +200,7 @@ void gemm_microkernel_avx2_6x16(int64_t kc, const float* __restrict Ap, const fl
     Ap += 6;
     Bp += 16;
   }
-  Vec<float> acc[6][2];
-  for (int i = 0; i < 6; ++i) {
-    acc[i][0] = (Vec<float>)c[i][0];
-    acc[i][1] = (Vec<float>)c[i][1];
-  }
-  store_tile<float, 6, 2>(acc, C, ldc, m, n, st);
+  store_registers(c, C, ldc, m, n, st);
 }
 #define EMBER_F32_KERNEL gemm_microkernel_avx2_6x16
 #else

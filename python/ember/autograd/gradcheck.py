@@ -10,6 +10,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True) 
     output cotangent is compared with the analytical one."""
     from ..tensor import Tensor
     from ..ops.creation import tensor
+    from .graph import no_grad
     inputs = tuple(inputs)
     diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not diff:
@@ -37,7 +38,6 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True) 
                 xi = tensor(base, dtype=x.dtype, device=x.device)
                 args = list(inputs)
                 args[i] = xi
-                from ..autograd.graph import no_grad
                 with no_grad():
                     vals.append(float((fn(*args).detach().cpu().double().numpy() * cot).sum()))
             flat[j] = orig

@@ -104,18 +104,18 @@ def pow(a, b):  # noqa: A001 - PyTorch's name
     return _binary(B.pow, a, b, _pow_grads)
 
 
-def _split_ties(g, first, second, win_first, tie):
+def _split_ties(g, win_first, tie):
     half = g * 0.5
     return where(win_first, g, where(tie, half, 0.0)), where(win_first | tie, where(tie, half, 0.0), g)
 
 
 def maximum(a, b):
     """Elementwise max; NaN propagates; on ties each side gets half the gradient (as PyTorch)."""
-    return _binary(B.maximum, a, b, lambda g, a, b, o: _split_ties(g, a, b, a > b, a == b))
+    return _binary(B.maximum, a, b, lambda g, a, b, o: _split_ties(g, a > b, a == b))
 
 
 def minimum(a, b):
-    return _binary(B.minimum, a, b, lambda g, a, b, o: _split_ties(g, a, b, a < b, a == b))
+    return _binary(B.minimum, a, b, lambda g, a, b, o: _split_ties(g, a < b, a == b))
 
 
 def _compare(op):

@@ -13,20 +13,20 @@ from ..tensor import Tensor
 from ._util import make, norm_dim, wrap
 
 
-def index_select(x, dim, index):
-    d = norm_dim(dim, x.ndim, "index_select")
-    idx = _index_tensor(index, x)
-    out = _C.index_select(x._a, d, idx._a)
-    return make(out, (x,), lambda g: (wrap(_C.index_add(list(x.shape), d, idx._a, g._a.contiguous())),),
-                "index_select")
+def _pick(name, forward, backward):
+    """An op that reads x at indices along dim (index_select, gather); its backward adds the
+    gradient back at the same indices (index_add, scatter_add) in a deterministic order."""
+    def op(x, dim, index):
+        d = norm_dim(dim, x.ndim, name)
+        idx = _index_tensor(index, x)
+        return make(forward(x._a, d, idx._a), (x,),
+                    lambda g: (wrap(backward(list(x.shape), d, idx._a, g._a.contiguous())),), name)
+    op.__name__ = name
+    return op
 
 
-def gather(x, dim, index):
-    d = norm_dim(dim, x.ndim, "gather")
-    idx = _index_tensor(index, x)
-    out = _C.gather(x._a, d, idx._a)
-    return make(out, (x,), lambda g: (wrap(_C.scatter_add(list(x.shape), d, idx._a, g._a.contiguous())),),
-                "gather")
+index_select = _pick("index_select", _C.index_select, _C.index_add)
+gather = _pick("gather", _C.gather, _C.scatter_add)
 
 
 def scatter_add(x, dim, index, src):
