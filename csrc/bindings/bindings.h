@@ -16,4 +16,6 @@ void init_linalg(py::module_& m);
 void init_random(py::module_& m);
 void init_interop(py::module_& m);
 void init_runtime(py::module_& m);
+void init_optim(py::module_& m);
+void init_nn(py::module_& m);
 }  // namespace ember::bindings

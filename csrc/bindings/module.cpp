@@ -22,4 +22,6 @@ PYBIND11_MODULE(_C, m) {
   init_random(m);
   init_interop(m);
   init_runtime(m);
+  init_optim(m);
+  init_nn(m);
 }

@@ -3,6 +3,7 @@
 // validated by core/ops.cpp: same device, matching shapes, outputs allocated and contiguous.
 #pragma once
 #include "core/ops.h"
+#include "core/optim_math.h"
 
 #define EMBER_BACKEND_API                                                                          \
   /* memory.{cpp,cu} */                                                                            \
@@ -30,6 +31,21 @@
   /* batch strides may be 0. bias: contiguous (N,) or null. */                                     \
   void gemm(const Array& a, const Array& b, Array& c, double alpha, double beta, const Array* bias, \
             Activation act);                                                                       \
+  /* optim.{cpp,cu}: parallel lists of contiguous same-shape float arrays, updated in place; an */   \
+  /* optional state list is empty when unused. */                                                  \
+  void adam_step(const std::vector<Array>& params, const std::vector<Array>& grads,                \
+                 const std::vector<Array>& exp_avg, const std::vector<Array>& exp_avg_sq, const AdamRule& rule); \
+  void sgd_step(const std::vector<Array>& params, const std::vector<Array>& grads,                 \
+                const std::vector<Array>& momentum_buf, const SgdRule& rule);                      \
+  void rmsprop_step(const std::vector<Array>& params, const std::vector<Array>& grads,             \
+                    const std::vector<Array>& square_avg, const std::vector<Array>& momentum_buf,  \
+                    const std::vector<Array>& grad_avg, const RmspropRule& rule);                  \
+  /* softmax.{cpp,cu}: logits contiguous (rows, classes), targets contiguous int64 (rows,). */     \
+  void cross_entropy(const Array& logits, const Array& targets, Array& loss, Array& lse,           \
+                     int64_t ignore_index, double label_smoothing);                                \
+  void cross_entropy_backward(const Array& logits, const Array& targets, const Array& lse,         \
+                              const Array& grad_rows, Array& grad_logits, int64_t ignore_index,    \
+                              double label_smoothing);                                             \
   /* random.{cpp,cu} */                                                                            \
   void random_uniform(Array& out, double lo, double hi, uint64_t seed, uint64_t offset);           \
   void random_normal(Array& out, double mean, double std, uint64_t seed, uint64_t offset);         \

@@ -17,6 +17,14 @@ decltype(auto) dispatch_float(DType t, const char* op, F&& f) {
   }
 }
 
+// The two dtypes CPU kernels compute in (16-bit floats are widened to float32 before they arrive).
+template <typename F>
+decltype(auto) dispatch_f32_f64(DType t, const char* op, F&& f) {
+  if (t == DType::float32) return f(float{});
+  if (t != DType::float64) fail<TypeError>(op, "expects float32 or float64, got ", dtype_name(t));
+  return f(double{});
+}
+
 template <typename F>
 decltype(auto) dispatch_numeric(DType t, const char* op, F&& f) {
   switch (t) {

@@ -427,4 +427,144 @@ void gemm_(const Array& a, const Array& b, Array& c, double alpha, double beta) 
   EMBER_ON_DEVICE(c.device(), gemm, a, b, c, alpha, beta, nullptr, Activation::none);
 }
 
+
+// ---- optimizer updates ----------------------------------------------------------------------
+
+// Every list matches params in length, shape, dtype and device (empty optional lists pass);
+// params and states must be contiguous (they are updated through raw pointers). Returns the
+// gradients, made contiguous where they were not.
+static std::vector<Array> check_optim_lists(const char* op, const std::vector<Array>& params,
+                                            const std::vector<Array>& grads,
+                                            std::initializer_list<const std::vector<Array>*> states) {
+  EMBER_CHECK(grads.size() == params.size(), op, "got ", params.size(), " params but ", grads.size(), " grads");
+  for (const auto* s : states)
+    EMBER_CHECK(s->empty() || s->size() == params.size(), op, "a state list has ", s->size(), " arrays for ",
+                params.size(), " params");
+  std::vector<Array> g(grads.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Array& p = params[i];
+    EMBER_CHECK_T(TypeError, p.dtype() == DType::float32 || p.dtype() == DType::float64, op,
+                  "params must be float32 or float64, got ", dtype_name(p.dtype()));
+    EMBER_CHECK(p.is_contiguous(), op, "param ", i, " is not contiguous (shape ", shape_str(p.shape()), ")");
+    auto same = [&](const Array& x, const char* what) {
+      check_same_device(op, p, x);
+      EMBER_CHECK(x.shape() == p.shape(), op, what, " ", i, " has shape ", shape_str(x.shape()), ", param has ",
+                  shape_str(p.shape()));
+      EMBER_CHECK_T(TypeError, x.dtype() == p.dtype(), op, what, " ", i, " is ", dtype_name(x.dtype()),
+                    ", param is ", dtype_name(p.dtype()));
+    };
+    same(grads[i], "grad");
+    g[i] = grads[i].contiguous();
+    for (const auto* s : states)
+      if (!s->empty()) {
+        same((*s)[i], "state");
+        EMBER_CHECK((*s)[i].is_contiguous(), op, "state ", i, " is not contiguous");
+      }
+    EMBER_CHECK(p.dtype() == params[0].dtype() && p.device() == params[0].device(), op,
+                "all params of one step must share dtype and device (param ", i, ")");
+  }
+  return g;
+}
+
+void adam_step_(const std::vector<Array>& params, const std::vector<Array>& grads, const std::vector<Array>& exp_avg,
+                const std::vector<Array>& exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                double weight_decay, bool decoupled_weight_decay, int64_t step) {
+  EMBER_CHECK(exp_avg.size() == params.size() && exp_avg_sq.size() == params.size(), "adam_step",
+              "needs exp_avg and exp_avg_sq for every param");
+  EMBER_CHECK(step >= 1, "adam_step", "step counts from 1, got ", step);
+  std::vector<Array> g = check_optim_lists("adam_step", params, grads, {&exp_avg, &exp_avg_sq});
+  if (params.empty()) return;
+  const double bc1 = 1 - std::pow(beta1, double(step)), bc2 = 1 - std::pow(beta2, double(step));
+  AdamRule rule{beta1, beta2, lr / bc1, 1 / std::sqrt(bc2), eps,
+                decoupled_weight_decay ? 0.0 : weight_decay, decoupled_weight_decay ? 1 - lr * weight_decay : 1.0};
+  EMBER_ON_DEVICE(params[0].device(), adam_step, params, g, exp_avg, exp_avg_sq, rule);
+}
+
+void sgd_step_(const std::vector<Array>& params, const std::vector<Array>& grads, const std::vector<Array>& momentum_buf,
+               double lr, double momentum, double dampening, double weight_decay, bool nesterov, bool first_step) {
+  EMBER_CHECK(momentum == 0 || momentum_buf.size() == params.size(), "sgd_step", "momentum needs a buffer per param");
+  std::vector<Array> g = check_optim_lists("sgd_step", params, grads, {&momentum_buf});
+  if (params.empty()) return;
+  SgdRule rule{lr, momentum, dampening, weight_decay, nesterov, first_step};
+  EMBER_ON_DEVICE(params[0].device(), sgd_step, params, g, momentum == 0 ? std::vector<Array>{} : momentum_buf, rule);
+}
+
+void rmsprop_step_(const std::vector<Array>& params, const std::vector<Array>& grads,
+                   const std::vector<Array>& square_avg, const std::vector<Array>& momentum_buf,
+                   const std::vector<Array>& grad_avg, double lr, double alpha, double eps, double weight_decay,
+                   double momentum, bool centered) {
+  EMBER_CHECK(square_avg.size() == params.size() && (momentum == 0 || momentum_buf.size() == params.size()) &&
+                  (!centered || grad_avg.size() == params.size()),
+              "rmsprop_step", "needs square_avg per param, plus momentum_buf with momentum and grad_avg when centered");
+  std::vector<Array> g = check_optim_lists("rmsprop_step", params, grads, {&square_avg, &momentum_buf, &grad_avg});
+  if (params.empty()) return;
+  RmspropRule rule{lr, alpha, eps, weight_decay, momentum, centered};
+  EMBER_ON_DEVICE(params[0].device(), rmsprop_step, params, g, square_avg,
+                  momentum == 0 ? std::vector<Array>{} : momentum_buf, centered ? grad_avg : std::vector<Array>{}, rule);
+}
+
+// ---- cross-entropy --------------------------------------------------------------------------
+
+// Targets must lie in [0, classes) unless they equal ignore_index: checked with one masked
+// min/max (on CUDA this synchronizes, the price of an exception instead of garbage).
+static void check_targets(const Array& targets, int64_t classes, int64_t ignore_index, const Shape& logits_shape) {
+  if (targets.numel() == 0) return;
+  Array ignore = full({}, double(ignore_index), DType::int64, targets.device());
+  Array ignored = binary(BinaryOp::eq, targets, ignore);
+  Array lo = reduce(ReduceOp::min, where(ignored, full({}, 0, DType::int64, targets.device()), targets), {}, false);
+  Array hi = reduce(ReduceOp::max, where(ignored, full({}, 0, DType::int64, targets.device()), targets), {}, false);
+  int64_t mn = *lo.to(Device{}).data<int64_t>(), mx = *hi.to(Device{}).data<int64_t>();
+  EMBER_CHECK((mn >= 0 && mx < classes), "cross_entropy", "target ", (mn < 0 ? mn : mx), " is out of range for ",
+              classes, " classes (logits shape ", shape_str(logits_shape), ")");
+}
+
+static void check_cross_entropy(const Array& logits, const Array& targets) {
+  check_same_device("cross_entropy", logits, targets);
+  EMBER_CHECK(logits.ndim() == 2 && targets.ndim() == 1 && targets.shape(0) == logits.shape(0), "cross_entropy",
+              "expects logits (N, C) and targets (N,) (shapes logits=", shape_str(logits.shape()), ", targets=",
+              shape_str(targets.shape()), ")");
+  EMBER_CHECK(logits.shape(1) > 0, "cross_entropy", "needs at least one class (shape ", shape_str(logits.shape()), ")");
+  EMBER_CHECK_T(TypeError, targets.dtype() == DType::int64 || targets.dtype() == DType::int32, "cross_entropy",
+                "targets must be class indices (int64), got ", dtype_name(targets.dtype()));
+  EMBER_CHECK_T(TypeError, is_floating(logits.dtype()), "cross_entropy", "logits must be floating, got ",
+                dtype_name(logits.dtype()));
+}
+
+// CPU kernels compute in float32/float64; 16-bit logits are widened there and the results rounded
+// back. CUDA reads 16-bit logits as they are. Per-row losses and log-sum-exps are float32 (float64
+// for float64 logits) on both.
+static DType loss_compute_dtype(const Array& logits) {
+  return (logits.device().kind == Device::cpu && itemsize(logits.dtype()) == 2) ? DType::float32 : logits.dtype();
+}
+
+std::pair<Array, Array> cross_entropy(const Array& logits_in, const Array& targets_in, int64_t ignore_index,
+                                      double label_smoothing) {
+  check_cross_entropy(logits_in, targets_in);
+  EMBER_CHECK(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ",
+              label_smoothing);
+  Array targets = targets_in.astype(DType::int64).contiguous();
+  check_targets(targets, logits_in.shape(1), ignore_index, logits_in.shape());
+  DType ct = loss_compute_dtype(logits_in);
+  Array logits = logits_in.astype(ct).contiguous();
+  const DType acc = ct == DType::float64 ? DType::float64 : DType::float32;  // per-row results
+  Array loss = Array::empty({logits.shape(0)}, acc, logits.device());
+  Array lse = Array::empty({logits.shape(0)}, acc, logits.device());
+  EMBER_ON_DEVICE(logits.device(), cross_entropy, logits, targets, loss, lse, ignore_index, label_smoothing);
+  return {loss.astype(logits_in.dtype()), lse};
+}
+
+Array cross_entropy_backward(const Array& logits_in, const Array& targets_in, const Array& lse, const Array& grad_rows,
+                             int64_t ignore_index, double label_smoothing) {
+  check_cross_entropy(logits_in, targets_in);
+  DType ct = loss_compute_dtype(logits_in);
+  EMBER_CHECK(lse.shape() == Shape{logits_in.shape(0)} && grad_rows.shape() == Shape{logits_in.shape(0)},
+              "cross_entropy_backward", "lse and grad_rows must have shape (", logits_in.shape(0), ",)");
+  Array logits = logits_in.astype(ct).contiguous(), targets = targets_in.astype(DType::int64).contiguous();
+  const DType acc = ct == DType::float64 ? DType::float64 : DType::float32;
+  Array g = grad_rows.astype(acc).contiguous(), l = lse.astype(acc).contiguous();
+  Array out = Array::empty(logits.shape(), ct, logits.device());
+  EMBER_ON_DEVICE(logits.device(), cross_entropy_backward, logits, targets, l, g, out, ignore_index, label_smoothing);
+  return out.astype(logits_in.dtype());
+}
+
 }  // namespace ember

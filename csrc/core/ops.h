@@ -2,6 +2,7 @@
 // output and dispatches on device (ember::cpu / ember::cuda, see backend.h) and dtype.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <vector>
 #include "core/array.h"
 
@@ -54,5 +55,26 @@ Array index_add(const Shape& shape, int dim, const Array& idx, const Array& src)
 Array gather(const Array& x, int dim, const Array& idx);
 Array scatter_add(const Shape& shape, int dim, const Array& idx, const Array& src);
 Array nonzero_flat(const Array& mask);  // int64 positions of true elements in the flattened mask
+
+// Optimizer updates, in place, over parallel lists of same-shape float32/float64 arrays: one fused
+// pass per element (CPU), one launch for all tensors (CUDA). `step` counts from 1. Optional state
+// lists (SGD momentum, RMSprop momentum and centred average) are empty when the option is off.
+void adam_step_(const std::vector<Array>& params, const std::vector<Array>& grads, const std::vector<Array>& exp_avg,
+                const std::vector<Array>& exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                double weight_decay, bool decoupled_weight_decay, int64_t step);
+void sgd_step_(const std::vector<Array>& params, const std::vector<Array>& grads, const std::vector<Array>& momentum_buf,
+               double lr, double momentum, double dampening, double weight_decay, bool nesterov, bool first_step);
+void rmsprop_step_(const std::vector<Array>& params, const std::vector<Array>& grads,
+                   const std::vector<Array>& square_avg, const std::vector<Array>& momentum_buf,
+                   const std::vector<Array>& grad_avg, double lr, double alpha, double eps, double weight_decay,
+                   double momentum, bool centered);
+
+// Cross-entropy of logits (rows, classes) against int64 class targets (rows,), log-softmax fused
+// in, with label smoothing; rows whose target is ignore_index get loss 0. Returns the per-row loss
+// and each row's log-sum-exp (backward needs it). The backward takes the gradient of each row's loss.
+std::pair<Array, Array> cross_entropy(const Array& logits, const Array& targets, int64_t ignore_index,
+                                      double label_smoothing);
+Array cross_entropy_backward(const Array& logits, const Array& targets, const Array& lse, const Array& grad_rows,
+                             int64_t ignore_index, double label_smoothing);
 
 }  // namespace ember

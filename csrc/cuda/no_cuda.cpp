@@ -24,6 +24,16 @@ void gather(const Array&, const Array&, Array&, int64_t, int64_t, int64_t) { no_
 void scatter_add(const Array&, const Array&, Array&, int64_t, int64_t, int64_t) { no_cuda("scatter_add"); }
 Array nonzero_flat(const Array&) { no_cuda("nonzero"); }
 void gemm(const Array&, const Array&, Array&, double, double, const Array*, Activation) { no_cuda("matmul"); }
+using Arrays = std::vector<Array>;
+void adam_step(const Arrays&, const Arrays&, const Arrays&, const Arrays&, const AdamRule&) { no_cuda("adam_step"); }
+void sgd_step(const Arrays&, const Arrays&, const Arrays&, const SgdRule&) { no_cuda("sgd_step"); }
+void rmsprop_step(const Arrays&, const Arrays&, const Arrays&, const Arrays&, const Arrays&, const RmspropRule&) {
+  no_cuda("rmsprop_step");
+}
+void cross_entropy(const Array&, const Array&, Array&, Array&, int64_t, double) { no_cuda("cross_entropy"); }
+void cross_entropy_backward(const Array&, const Array&, const Array&, const Array&, Array&, int64_t, double) {
+  no_cuda("cross_entropy");
+}
 void random_uniform(Array&, double, double, uint64_t, uint64_t) { no_cuda("rand"); }
 void random_normal(Array&, double, double, uint64_t, uint64_t) { no_cuda("randn"); }
 void random_int(Array&, int64_t, int64_t, uint64_t, uint64_t) { no_cuda("randint"); }

@@ -246,10 +246,47 @@ double fma_gflops(double seconds) {
   return double(iters) * 12 * (sizeof(V) / 4) * 2 / (t1 - t0) / 1e9;
 }
 
+// Optimizer updates: one read and one write of each array, nothing else. A state that is not used
+// is a private scalar per element, which the vectoriser keeps in a register.
+void adam_f32(const AdamRule& r, float* p, const float* g, float* m, float* v, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) r.update(p[i], g[i], m[i], v[i]);
+}
+
+void sgd_f32(const SgdRule& r, float* p, const float* g, float* buf, int64_t n) {
+  if (buf) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) r.update(p[i], g[i], buf[i]);
+    return;
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float unused = 0.0f;
+    r.update(p[i], g[i], unused);
+  }
+}
+
+void rmsprop_f32(const RmspropRule& r, float* p, const float* g, float* sq, float* buf, float* avg, int64_t n) {
+  if (buf && avg) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) r.update(p[i], g[i], sq[i], buf[i], avg[i]);
+  } else if (buf) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) { float a = 0.0f; r.update(p[i], g[i], sq[i], buf[i], a); }
+  } else if (avg) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) { float b = 0.0f; r.update(p[i], g[i], sq[i], b, avg[i]); }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) { float a = 0.0f, b = 0.0f; r.update(p[i], g[i], sq[i], b, a); }
+  }
+}
+
 }  // namespace
 
 extern const SimdKernels table = {
     EMBER_STR(EMBER_ISA),
-    binary_f32, unary_f32, sum_f32, max_f32, min_f32, sum_cols_f32, fma_gflops};
+    binary_f32, unary_f32, sum_f32, max_f32, min_f32, sum_cols_f32, fma_gflops,
+    adam_f32, sgd_f32, rmsprop_f32};
 
 }  // namespace ember::cpu::ISA_NS

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include "core/ops.h"
+#include "core/optim_math.h"
 
 namespace ember::cpu {
 
@@ -22,6 +23,11 @@ struct SimdKernels {
   // Sustained FMA rate of one core with this ISA (12 independent chains, ~`seconds` long): the
   // benchmarks' FP32 roofline, measured rather than read from a datasheet.
   double (*fma_gflops)(double seconds);
+  // Fused optimizer updates over n contiguous elements (core/optim_math.h). Optional state arrays
+  // (SGD's momentum buffer, RMSprop's buffer and centred average) may be null when unused.
+  void (*adam_f32)(const AdamRule& r, float* p, const float* g, float* m, float* v, int64_t n);
+  void (*sgd_f32)(const SgdRule& r, float* p, const float* g, float* buf, int64_t n);
+  void (*rmsprop_f32)(const RmspropRule& r, float* p, const float* g, float* sq, float* buf, float* avg, int64_t n);
 };
 
 const SimdKernels& simd();           // the best table this CPU supports (EMBER_SIMD env overrides)

@@ -33,6 +33,22 @@ __device__ __forceinline__ T shfl_down(const T& v, unsigned delta, int width = k
   return out;
 }
 
+// Butterfly all-reduce of a float/double over the full warp: every lane gets the result, in the
+// same order on every lane (so all lanes agree bitwise).
+template <typename T>
+__device__ __forceinline__ T warp_all_sum(T v) {
+  for (int d = kWarp / 2; d > 0; d /= 2) v += __shfl_xor_sync(kFullMask, v, d);
+  return v;
+}
+template <typename T>
+__device__ __forceinline__ T warp_all_max(T v) {
+  for (int d = kWarp / 2; d > 0; d /= 2) {
+    T o = __shfl_xor_sync(kFullMask, v, d);
+    v = o > v ? o : v;
+  }
+  return v;
+}
+
 // Merges the accumulators of each aligned segment of `width` lanes (power of two <= 32) into the
 // segment's first lane. Every lane of the warp must call it. Only the first lane's result is meaningful.
 template <typename Acc>
