@@ -1,0 +1,11 @@
+"""ember.nn: Module and the layers, activations, losses and initialisers built on it."""
+from . import functional, init, utils  # noqa: F401
+from .activation import GELU, Identity, ReLU, SiLU, Sigmoid, Softmax, Tanh  # noqa: F401
+from .containers import ModuleDict, ModuleList, Sequential  # noqa: F401
+from .layers import Dense, Dropout, Flatten, Linear  # noqa: F401
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
+from .module import Module, Parameter  # noqa: F401
+from .module import _bind_training_methods
+
+_bind_training_methods()
+del _bind_training_methods

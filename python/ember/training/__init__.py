@@ -1,0 +1,4 @@
+"""ember.training: the Keras-style loop (compile/fit/evaluate/predict on every Module), callbacks,
+metrics and History."""
+from . import callbacks, metrics  # noqa: F401
+from .history import History  # noqa: F401

@@ -1,0 +1,425 @@
+"""Keras-style training on any Module: compile / fit / evaluate / predict / summary, bound as
+Module methods by ember.nn. The loop is plain: batches of NumPy rows become tensors, forward, loss
+(+ L1/L2 penalties), backward, one fused optimizer step; metrics read the outputs afterwards.
+
+Multi-task: a model returning a dict of heads trains with a dict of losses (and optionally
+loss_weights and a dict of targets); the reported "loss" is the weighted sum, each head's own loss
+is logged as "<head>_loss" and its metrics as "<head>_<metric>"."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import nn
+from ..autograd import no_grad
+from ..ops.creation import tensor
+from ..optim.optimizer import Optimizer
+from ..optim.optimizers import BY_NAME as OPTIMIZERS
+from ..tensor import Tensor
+from . import metrics as metrics_mod
+from .history import History
+
+# Loss names (Keras's and PyTorch's spellings); "cross_entropy" takes logits and class indices.
+LOSSES = {"mse": nn.functional.mse_loss, "mean_squared_error": nn.functional.mse_loss,
+          "mae": nn.functional.l1_loss, "l1": nn.functional.l1_loss, "mean_absolute_error": nn.functional.l1_loss,
+          "cross_entropy": nn.functional.cross_entropy,
+          "sparse_categorical_crossentropy": nn.functional.cross_entropy,
+          "categorical_crossentropy": nn.functional.cross_entropy,
+          "binary_crossentropy": nn.functional.binary_cross_entropy_with_logits,
+          "bce_with_logits": nn.functional.binary_cross_entropy_with_logits}
+_CLASS_LOSSES = (nn.functional.cross_entropy,)
+
+
+@dataclass
+class Compiled:
+    optimizer: Optimizer
+    losses: dict            # head (None for a single output) -> loss fn(pred, target)
+    loss_weights: dict
+    metrics: dict           # head -> list of metric specs
+    l1: float = 0.0
+    l2: float = 0.0
+    heads: list = field(default_factory=list)
+
+
+# ---- compile ---------------------------------------------------------------------------------
+
+def _resolve_loss(spec):
+    if isinstance(spec, str):
+        if spec.lower() not in LOSSES:
+            raise ValueError(f"[compile] unknown loss {spec!r}; expected one of {sorted(LOSSES)}, a callable or a dict")
+        return LOSSES[spec.lower()]
+    if callable(spec):
+        return spec
+    raise TypeError(f"[compile] loss must be a name, a callable or a dict of them, got {type(spec).__name__}")
+
+
+def _resolve_optimizer(spec):
+    if isinstance(spec, Optimizer):
+        return spec
+    if isinstance(spec, str) and spec.lower() in OPTIMIZERS:
+        return OPTIMIZERS[spec.lower()]()
+    raise ValueError(f"[compile] unknown optimizer {spec!r}; expected one of {sorted(OPTIMIZERS)} or an Optimizer")
+
+
+def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, l1=0.0, l2=0.0):
+    """Sets the optimizer (a name or an Optimizer, bound to this model's parameters if made without
+    any), the loss (a name, a callable(pred, target), or {head: loss}), metrics (a list, or
+    {head: list}), loss_weights ({head: weight}) and L1/L2 penalties on the weights (parameters of
+    >= 2 dims: l1 * sum|w| + l2 * sum w^2, added to the loss, so the reported loss includes them)."""
+    if loss is None:
+        raise ValueError("[compile] a loss is required")
+    if l1 < 0 or l2 < 0:
+        raise ValueError(f"[compile] l1 and l2 must be >= 0, got {l1}, {l2}")
+    losses = {h: _resolve_loss(s) for h, s in loss.items()} if isinstance(loss, dict) else {None: _resolve_loss(loss)}
+    weights = dict(loss_weights or {})
+    unknown = [h for h in weights if h not in losses]
+    if unknown:
+        raise ValueError(f"[compile] loss_weights for heads without a loss: {unknown}")
+    if isinstance(metrics, dict):
+        metric_specs = {h: list(m) for h, m in metrics.items()}
+    else:
+        metric_specs = {h: list(metrics or []) for h in losses}
+    for specs in metric_specs.values():
+        for s in specs:
+            metrics_mod.get(s)  # unknown names fail here, not in the middle of fit
+    self._compiled = Compiled(_resolve_optimizer(optimizer), losses, weights, metric_specs, float(l1), float(l2),
+                              list(losses))
+    if not self._compiled.optimizer.bound and _is_built(self):
+        self._compiled.optimizer.bind([p for p in self.parameters() if p.requires_grad])
+    return self
+
+
+def _is_built(model):
+    return all(getattr(m, "built", True) for m in model.modules())
+
+
+def _require_compiled(model, op):
+    if getattr(model, "_compiled", None) is None:
+        raise RuntimeError(f"[{op}] call model.compile(optimizer=..., loss=...) first")
+    return model._compiled
+
+
+# ---- data ------------------------------------------------------------------------------------
+
+def _to_numpy(a, what):
+    if isinstance(a, Tensor):
+        a = a.detach().cpu().numpy()
+    a = np.asarray(a)
+    if a.dtype == object:
+        raise TypeError(f"[fit] {what} must be numeric arrays, got dtype object")
+    if a.dtype.kind == "f" and a.dtype != np.float32:
+        a = a.astype(np.float32)  # float64 NumPy input is accepted and cast, as Keras does
+    return a
+
+
+def _prepare(x, y, heads, what="fit"):
+    """NumPy versions of x and of y (a dict by head when there are several heads)."""
+    x = _to_numpy(x, "x")
+    if y is None:
+        return x, None
+    if isinstance(y, dict):
+        missing = [h for h in heads if h not in y]
+        if missing:
+            raise ValueError(f"[{what}] targets missing for heads {missing} (given {sorted(y)})")
+        y = {h: _to_numpy(y[h], f"y[{h!r}]") for h in heads}
+    elif heads != [None]:
+        raise ValueError(f"[{what}] the model has heads {heads}: pass y as a dict of targets")
+    else:
+        y = {None: _to_numpy(y, "y")}
+    for h, t in y.items():
+        if len(t) != len(x):
+            raise ValueError(f"[{what}] x has {len(x)} samples but y{'' if h is None else f'[{h!r}]'} has "
+                             f"{len(t)} (shapes {x.shape} and {t.shape})")
+    return x, y
+
+
+def _target_tensor(t: np.ndarray, loss_fn, pred: Tensor, head):
+    """Class-index targets for cross-entropy: integral floats become int64, (N, 1) becomes (N,)."""
+    if loss_fn in _CLASS_LOSSES and t.dtype.kind in "fiu" and t.shape != tuple(pred.shape):
+        if t.ndim == 2 and t.shape[1] == 1:
+            t = t[:, 0]
+        if t.dtype.kind == "f":
+            if not np.all(np.mod(t, 1) == 0):
+                raise TypeError(f"[fit] cross-entropy targets{'' if head is None else f' of {head!r}'} must be "
+                                f"class indices; got non-integer floats (shape {t.shape})")
+        t = t.astype(np.int64)
+    return tensor(np.ascontiguousarray(t), device=pred.device)
+
+
+def _batches(n, batch_size, order):
+    for s in range(0, n, batch_size):
+        yield order[s:s + batch_size]
+
+
+# ---- one step --------------------------------------------------------------------------------
+
+def _outputs(out, heads):
+    if isinstance(out, dict):
+        missing = [h for h in heads if h not in out]
+        if missing:
+            raise ValueError(f"[fit] the model returned heads {sorted(out)}, the losses need {missing}")
+        return out
+    if heads != [None]:
+        raise ValueError(f"[fit] losses are given for heads {heads} but the model returned one output")
+    return {None: out}
+
+
+def _penalty(model, cfg):
+    total = None
+    for p in model.parameters():
+        if p.ndim < 2 or not p.requires_grad:
+            continue
+        term = (p.abs().sum() * cfg.l1 if cfg.l1 else 0) + ((p * p).sum() * cfg.l2 if cfg.l2 else 0)
+        total = term if total is None else total + term
+    return total
+
+
+def _loss(model, cfg, outs, ys):
+    """The weighted total loss and each head's loss value."""
+    total, per_head = None, {}
+    for h in cfg.heads:
+        fn = cfg.losses[h]
+        target = _target_tensor(ys[h], fn, outs[h], h)
+        value = fn(outs[h], target)
+        per_head[h] = value
+        weighted = value * cfg.loss_weights[h] if h in cfg.loss_weights else value
+        total = weighted if total is None else total + weighted
+    if cfg.l1 or cfg.l2:
+        pen = _penalty(model, cfg)
+        if pen is not None:
+            total = total + pen
+    return total, per_head
+
+
+def _metric_objects(cfg):
+    """Fresh accumulators for one pass (a Metric given as an instance is copied, not shared)."""
+    return {h: [metrics_mod.fresh(s) for s in cfg.metrics.get(h, [])] for h in cfg.heads}
+
+
+def _name(head, base):
+    return base if head is None else f"{head}_{base}"
+
+
+class _Running:
+    """Sample-weighted means of the losses, and the metrics, over one pass."""
+
+    def __init__(self, cfg):
+        self.metrics = _metric_objects(cfg)
+        self.sums, self.n = {}, 0
+
+    def add(self, total, per_head, outs, ys, count, multi):
+        self.n += count
+        self.sums["loss"] = self.sums.get("loss", 0.0) + total * count
+        if multi:
+            for h, v in per_head.items():
+                self.sums[_name(h, "loss")] = self.sums.get(_name(h, "loss"), 0.0) + float(v.item()) * count
+        for h, ms in self.metrics.items():
+            if ms:
+                pred = outs[h].detach().cpu().numpy()
+                for m in ms:
+                    m.update(pred, ys[h])
+
+    def logs(self, prefix=""):
+        out = {prefix + k: v / max(self.n, 1) for k, v in self.sums.items()}
+        for h, ms in self.metrics.items():
+            for m in ms:
+                out[prefix + _name(h, m.name)] = m.result()
+        return out
+
+
+# ---- fit -------------------------------------------------------------------------------------
+
+def _ensure_built(model, x):
+    """Lazy layers (Dense without input_shape) get their weights from one sample, then the
+    optimizer is bound to the now-complete parameter list."""
+    cfg = model._compiled
+    if not _is_built(model):
+        was = model.training
+        with no_grad():
+            model.eval()
+            model(tensor(x[:1]))
+        model.train(was)
+    if not cfg.optimizer.bound:
+        cfg.optimizer.bind([p for p in model.parameters() if p.requires_grad])
+
+
+def _split_validation(x, y, validation_split, validation_data, heads):
+    if validation_data is not None:
+        xv, yv = _prepare(validation_data[0], validation_data[1], heads, "fit")
+        return x, y, xv, yv
+    if not validation_split:
+        return x, y, None, None
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(f"[fit] validation_split must be in (0, 1), got {validation_split}")
+    cut = len(x) - int(math.ceil(len(x) * validation_split))  # the last samples, before shuffling (Keras)
+    if cut <= 0:
+        raise ValueError(f"[fit] validation_split={validation_split} leaves no training samples out of {len(x)}")
+    return x[:cut], {h: t[:cut] for h, t in y.items()}, x[cut:], {h: t[cut:] for h, t in y.items()}
+
+
+def _shuffle_rng(seed):
+    """Shuffling follows ember's seed: without an explicit seed, one number is drawn from ember's
+    default Philox stream, so em.manual_seed(n) makes fit reproducible."""
+    if seed is None:
+        from ..ops.creation import randint
+        seed = int(randint(0, 2 ** 62, (1,)).item())
+    return np.random.default_rng(seed)
+
+
+def _progress(verbose, epoch, epochs, n):
+    if verbose != 1:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="samples", file=sys.stderr, leave=True,
+                dynamic_ncols=True, mininterval=0.2)
+
+
+def _format(logs):
+    return " - ".join(f"{k}: {v:.4g}" for k, v in logs.items() if k != "lr")
+
+
+def _train_epoch(model, cfg, x, y, batch_size, rng, callbacks, bar):
+    model.train()
+    order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
+    run, multi = _Running(cfg), cfg.heads != [None]
+    last_post = 0.0
+    for b, idx in enumerate(_batches(len(x), batch_size, order)):
+        for c in callbacks:
+            c.on_batch_begin(b)
+        xb, yb = tensor(np.ascontiguousarray(x[idx])), {h: t[idx] for h, t in y.items()}
+        outs = _outputs(model(xb), cfg.heads)
+        loss, per_head = _loss(model, cfg, outs, yb)
+        value = float(loss.item())
+        if not math.isfinite(value):
+            # Stop before the bad step is applied: the weights stay those of the last good batch.
+            return None, f"loss became {value} at batch {b}; training stopped before applying that step"
+        loss.backward()
+        cfg.optimizer.step()
+        cfg.optimizer.zero_grad()
+        run.add(value, per_head, outs, yb, len(idx), multi)
+        for c in callbacks:
+            c.on_batch_end(b, {"loss": value, "size": len(idx)})
+        if bar is not None:
+            bar.update(len(idx))
+            if time.perf_counter() - last_post > 0.2:
+                bar.set_postfix_str(f"loss {run.sums['loss'] / run.n:.4f}", refresh=False)
+                last_post = time.perf_counter()
+        if model.stop_training:
+            break
+    return run.logs(), None
+
+
+def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, validation_data=None, callbacks=None,
+        shuffle=True, verbose=1, initial_epoch=0, seed=None):
+    """Trains for `epochs` passes over (x, y); returns a History. verbose: 0 silent, 1 a progress
+    bar per epoch (loss, samples/s), 2 one line per epoch."""
+    cfg = _require_compiled(self, "fit")
+    if batch_size is None or int(batch_size) < 1:
+        raise ValueError(f"[fit] batch_size must be >= 1, got {batch_size}")
+    if y is None:
+        raise ValueError("[fit] targets y are required")
+    x, y = _prepare(x, y, cfg.heads)
+    x, y, xv, yv = _split_validation(x, y, validation_split, validation_data, cfg.heads)
+    if len(x) == 0:
+        raise ValueError("[fit] no training samples")
+    _ensure_built(self, x)
+    history = History()
+    callbacks = [history] + list(callbacks or [])
+    for c in callbacks:
+        c.set_model(self)
+    self.stop_training = False
+    rng = _shuffle_rng(seed) if shuffle else None
+    for c in callbacks:
+        c.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        for c in callbacks:
+            c.on_epoch_begin(epoch)
+        bar = _progress(verbose, epoch, epochs, len(x))
+        t0 = time.perf_counter()
+        logs, stop = _train_epoch(self, cfg, x, y, int(batch_size), rng, callbacks, bar)
+        if stop is not None:
+            if bar is not None:
+                bar.close()
+            history.stop_reason = f"epoch {epoch + 1}: {stop}"
+            print(f"[fit] {history.stop_reason}", file=sys.stderr)
+            break
+        if xv is not None:
+            logs.update(_evaluate(self, cfg, xv, yv, int(batch_size), prefix="val_"))
+        logs["lr"] = cfg.optimizer.param_groups[0]["lr"]
+        seconds = time.perf_counter() - t0
+        if bar is not None:
+            bar.set_postfix_str(_format(logs), refresh=False)
+            bar.close()
+        elif verbose == 2:
+            print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - {_format(logs)}", file=sys.stderr)
+        for c in callbacks:
+            c.on_epoch_end(epoch, logs)
+        if self.stop_training:
+            history.stop_reason = history.stop_reason or f"stopped by a callback after epoch {epoch + 1}"
+            break
+    for c in callbacks:
+        c.on_train_end()
+    return history
+
+
+# ---- evaluate / predict ----------------------------------------------------------------------
+
+def _evaluate(model, cfg, x, y, batch_size, prefix=""):
+    was = model.training
+    model.eval()
+    run, multi = _Running(cfg), cfg.heads != [None]
+    with no_grad():
+        for idx in _batches(len(x), batch_size, np.arange(len(x))):
+            outs = _outputs(model(tensor(np.ascontiguousarray(x[idx]))), cfg.heads)
+            yb = {h: t[idx] for h, t in y.items()}
+            loss, per_head = _loss(model, cfg, outs, yb)
+            run.add(float(loss.item()), per_head, outs, yb, len(idx), multi)
+    model.train(was)
+    return run.logs(prefix)
+
+
+def evaluate(self, x, y, batch_size=32, verbose=0):
+    """The loss and metrics over (x, y), in eval mode, as a dict."""
+    cfg = _require_compiled(self, "evaluate")
+    x, y = _prepare(x, y, cfg.heads, "evaluate")
+    _ensure_built(self, x)
+    logs = _evaluate(self, cfg, x, y, int(batch_size))
+    if verbose:
+        print(_format(logs), file=sys.stderr)
+    return logs
+
+
+def predict(self, x, batch_size=32, verbose=0):
+    """The model's outputs on x as NumPy (a dict of arrays for a multi-head model), in eval mode."""
+    x = _to_numpy(x, "x")
+    was = self.training
+    self.eval()
+    parts = []
+    try:
+        with no_grad():
+            for idx in _batches(len(x), int(batch_size), np.arange(len(x))):
+                parts.append(self(tensor(np.ascontiguousarray(x[idx]))))
+    finally:
+        self.train(was)
+    if not parts:
+        raise ValueError("[predict] x has no samples")
+    if isinstance(parts[0], dict):
+        return {h: np.concatenate([p[h].cpu().numpy() for p in parts]) for h in parts[0]}
+    return np.concatenate([p.cpu().numpy() for p in parts])
+
+
+def summary(self, print_fn=print):
+    """A table of the model's direct children: name, type, parameters; then the totals."""
+    rows = [(name, type(m).__name__, m.num_parameters()) for name, m in self.named_children()]
+    width = max([len(r[0]) for r in rows] + [5])
+    lines = [f"{'layer':<{width}}  {'type':<22} {'params':>12}", "-" * (width + 37)]
+    lines += [f"{n:<{width}}  {t:<22} {p:>12,}" for n, t, p in rows]
+    total, trainable = self.num_parameters(), self.num_parameters(trainable_only=True)
+    lines += ["-" * (width + 37), f"total parameters: {total:,}  (trainable {trainable:,}, frozen {total - trainable:,})"]
+    text = "\n".join(lines)
+    print_fn(text)
+    return text
