@@ -248,12 +248,15 @@ double fma_gflops(double seconds) {
 
 // Optimizer updates: one read and one write of each array, nothing else. A state that is not used
 // is a private scalar per element, which the vectoriser keeps in a register.
-void adam_f32(const AdamRule& r, float* p, const float* g, float* m, float* v, int64_t n) {
+// __restrict: the arrays never overlap, so each element is loaded and stored once, not re-read
+// after every store.
+void adam_f32(const AdamRule& r, float* __restrict p, const float* __restrict g, float* __restrict m,
+              float* __restrict v, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) r.update(p[i], g[i], m[i], v[i]);
 }
 
-void sgd_f32(const SgdRule& r, float* p, const float* g, float* buf, int64_t n) {
+void sgd_f32(const SgdRule& r, float* __restrict p, const float* __restrict g, float* __restrict buf, int64_t n) {
   if (buf) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) r.update(p[i], g[i], buf[i]);
@@ -266,7 +269,8 @@ void sgd_f32(const SgdRule& r, float* p, const float* g, float* buf, int64_t n) 
   }
 }
 
-void rmsprop_f32(const RmspropRule& r, float* p, const float* g, float* sq, float* buf, float* avg, int64_t n) {
+void rmsprop_f32(const RmspropRule& r, float* __restrict p, const float* __restrict g, float* __restrict sq,
+                 float* __restrict buf, float* __restrict avg, int64_t n) {
   if (buf && avg) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) r.update(p[i], g[i], sq[i], buf[i], avg[i]);
