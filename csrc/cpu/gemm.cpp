@@ -87,6 +87,7 @@ template <typename T>
 void pack_a_panel(const T* a, int64_t rsa, int64_t csa, int64_t rows, int64_t kc, int mr, T* dst) {
   if (rows < mr) std::memset(dst, 0, sizeof(T) * size_t(mr * kc));
   if (csa == 1) {  // row-major A: read each row contiguously
+    if constexpr (std::is_same_v<T, float>) return gemm_kernels().pack_transpose_f32(a, rsa, rows, kc, mr, dst);
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = a[i * rsa + k];
   } else {
@@ -103,6 +104,7 @@ void pack_b_panel(const T* b, int64_t rsb, int64_t csb, int64_t cols, int64_t kc
     for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * nr, b + k * rsb, sizeof(T) * size_t(cols));
   } else if (rsb == 1) {  // transposed B (x @ W^T): read each column contiguously, 64 k at a time
     // so the 64 x NR piece of the panel being written (8 KiB) stays in L1 across the columns.
+    if constexpr (std::is_same_v<T, float>) return gemm_kernels().pack_transpose_f32(b, csb, cols, kc, nr, dst);
     for (int64_t k0 = 0; k0 < kc; k0 += 64) {
       const int64_t k1 = std::min<int64_t>(kc, k0 + 64);
       for (int64_t j = 0; j < cols; ++j)
@@ -182,10 +184,24 @@ void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, 
   }
 }
 
+// Per thread, a split costs its share of the multiply-adds (rows x cols per unit of K) plus its
+// packing (rows of A + cols of B per unit of K, each element copied once). One packed element costs
+// about as much as 20 multiply-adds at the micro-kernel's rate (measured on Zen 4: ~0.4 ns against
+// ~100 GFLOP/s), so a short, wide C such as a 128 x 256 MLP layer splits by columns (each thread
+// packs all of a small A and half of B) and a tall one by rows.
+bool split_by_columns(int64_t m_panels, int64_t n_panels, int mr, int nr, int threads) {
+  constexpr int64_t kPackCost = 20;
+  auto cost = [&](int64_t rows, int64_t cols) { return rows * cols + kPackCost * (rows + cols); };
+  const int64_t t = threads;
+  const int64_t by_rows = cost((m_panels + t - 1) / t * mr, n_panels * nr);
+  const int64_t by_cols = cost(m_panels * mr, (n_panels + t - 1) / t * nr);
+  return by_cols < by_rows;
+}
+
 // Threads split C by whole MR-row panels: each packs only its own rows of A (the costly
 // transposition) and its own copy of each B block (row copies, cheap), and keeps that block in its
-// own L2 (private on most x86 parts). When M is too short to share out they split by NR-column
-// panels instead. Either way the threads never wait for each other inside the call: a version that
+// own L2 (private on most x86 parts). When that costs more (split_by_columns) they split by
+// NR-column panels instead. Either way the threads never wait for each other inside the call: a version that
 // shared the packed B between barriers was as fast alone but 100x slower right after a NumPy call,
 // while OpenBLAS's idle threads spin on the same cores (measured: 256^3 took 24 ms instead of 0.2).
 template <typename T>
@@ -195,7 +211,7 @@ void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr
   if (threads <= 1)
     return gemm_range(p, kernel, mr, nr, bl, 0, p.m, 0, p.n, tl_a.get<T>(a_buffer_size<T>(bl, p.k, p.m, mr)),
                       tl_b.get<T>(b_buffer_size<T>(bl, p.k, p.n, nr)));
-  const bool by_cols = m_panels < 2 * threads && n_panels >= m_panels;
+  const bool by_cols = split_by_columns(m_panels, n_panels, mr, nr, threads);
   const int64_t units = by_cols ? n_panels : m_panels;
   const int nt = int(std::min<int64_t>(threads, units));
   // An exception must not leave an OpenMP region (that would terminate the process): the first one

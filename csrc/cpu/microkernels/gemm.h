@@ -25,12 +25,19 @@ template <typename T>
 using GemmMicrokernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, int m, int n,
                                  const GemmStore<T>& st);
 
+// The packing that transposes: dst[k * width + j] = src[j * ld + k] for j < rows, k < kc: `rows`
+// rows of a row-major matrix (each read contiguously along k) interleaved into a k-major panel of
+// `width` columns. It packs a row-major A (width MR) and a transposed B such as x @ W^T (width NR).
+// Columns rows..width-1 are left as they are (the caller zero-fills short panels).
+using PackTransposeF32 = void (*)(const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst);
+
 struct GemmKernels {
   const char* name;           // e.g. "avx512_6x32"
   int mr, nr;                 // float32 register tile
   GemmMicrokernel<float> f32;
   int mr64, nr64;             // float64 register tile
   GemmMicrokernel<double> f64;
+  PackTransposeF32 pack_transpose_f32;
 };
 
 const GemmKernels& gemm_kernels();  // the table for the ISA in use

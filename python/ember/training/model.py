@@ -31,7 +31,10 @@ LOSSES = {"mse": nn.functional.mse_loss, "mean_squared_error": nn.functional.mse
           "categorical_crossentropy": nn.functional.cross_entropy,
           "binary_crossentropy": nn.functional.binary_cross_entropy_with_logits,
           "bce_with_logits": nn.functional.binary_cross_entropy_with_logits}
-_CLASS_LOSSES = (nn.functional.cross_entropy,)
+
+
+def _takes_class_indices(loss_fn):
+    return loss_fn is nn.functional.cross_entropy or isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss))
 
 
 @dataclass
@@ -139,7 +142,7 @@ def _prepare(x, y, heads, what="fit"):
 
 def _target_tensor(t: np.ndarray, loss_fn, pred: Tensor, head):
     """Class-index targets for cross-entropy: integral floats become int64, (N, 1) becomes (N,)."""
-    if loss_fn in _CLASS_LOSSES and t.dtype.kind in "fiu" and t.shape != tuple(pred.shape):
+    if _takes_class_indices(loss_fn) and t.dtype.kind in "fiu" and t.shape != tuple(pred.shape):
         if t.ndim == 2 and t.shape[1] == 1:
             t = t[:, 0]
         if t.dtype.kind == "f":
