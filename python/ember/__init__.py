@@ -28,7 +28,7 @@ from .ops.shape import (broadcast_to, cat, chunk, concat, flatten, permute, resh
 from .ops.linalg import bmm, linear, matmul, mm
 from .ops.index import gather, index_select, masked_fill, nonzero, scatter_add
 from .interop import from_dlpack, from_numpy
-from . import nn, optim, training
+from . import nn, optim, training, tune
 from .training import callbacks, metrics
 
 
