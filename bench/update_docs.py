@@ -58,7 +58,9 @@ def caption(doc):
 def table(doc):
     """One markdown table: a line per case with the rate of ember and of every peer."""
     results = doc["results"]
-    unit = results[0]["unit"] if results else ""
+    units = {r["unit"] for r in results}
+    # One unit: it goes in the headers. Mixed (a suite of GFLOP/s and GB/s cases): in each cell.
+    unit = units.pop() if len(units) == 1 else "rate"
     peers = sorted({p for r in results for p in peers_of(r)})
     head = ["case", "shape", "ms", f"ember {unit}"] + [f"{PEER_NAMES.get(p, p)} {unit}" for p in peers] + [
         "ember / best peer", "% of roofline", "check"]
@@ -66,8 +68,9 @@ def table(doc):
             "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 3) + ["---"]) + "|"]
     for r in results:
         roof = "in cache" if r.get("in_cache") else num(r.get("pct_roofline"))
-        cells = [r["case"], r["shape"], num(r["ms"], 3), num(r["rate"])]
-        cells += [num(peers_of(r).get(p)) for p in peers]
+        tag = f" {r['unit']}" if unit == "rate" else ""
+        cells = [r["case"], r["shape"], num(r["ms"], 3), num(r["rate"]) + tag]
+        cells += [num(peers_of(r).get(p)) + (tag if p in peers_of(r) else "") for p in peers]
         cells += [num(r.get("ratio"), 2), roof, "ok" if r["valid"] else "FAILED"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -331,6 +331,10 @@ def _roof(r):
     return f"{'cache':>7}" if r.in_cache else _num(r.pct_roofline, 7, 1)
 
 
+def _peer_width(name):
+    return max(10, len(name) + 2)
+
+
 def print_table(results, file=None):
     """One aligned line per case: shape, ms (median, min), rate, each peer's rate, ember/best peer,
     % of roofline, and whether the check passed."""
@@ -340,12 +344,12 @@ def print_table(results, file=None):
     cw, sw = max(len(r.case) for r in results) + 2, max(len(r.shape) for r in results) + 2
     unit = results[0].unit
     head = (f"{'case':<{cw}}{'shape':<{sw}}{'ms':>9}{'min ms':>9}{unit:>10}"
-            + "".join(f"{p:>10}" for p in peers) + f"{'vs best':>9}{'%roof':>7}  check")
+            + "".join(f"{p:>{_peer_width(p)}}" for p in peers) + f"{'vs best':>9}{'%roof':>7}  check")
     print(head, file=file)
     print("-" * len(head), file=file)
     for r in results:
         line = (f"{r.case:<{cw}}{r.shape:<{sw}}{_num(r.ms, 9, 3)}{_num(r.ms_min, 9, 3)}{_num(r.rate, 10, 1)}"
-                + "".join(_num(r.peers.get(p, NAN), 10, 1) for p in peers)
+                + "".join(_num(r.peers.get(p, NAN), _peer_width(p), 1) for p in peers)
                 + f"{_num(r.ratio, 9, 2)}{_roof(r)}  {'ok' if r.valid else 'FAILED'}")
         print(line, file=file)
     for r in results:
