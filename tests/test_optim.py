@@ -186,32 +186,25 @@ def test_keras_style_optimizer_is_bound_by_compile():
     assert opt.bound and len(opt.param_groups[0]["params"]) == 2
 
 
+def lrs_over(make_schedule, base_lr, steps):
+    """The lr of each of `steps` epochs under a fresh optimizer and schedule."""
+    opt = SGD([em.zeros(1, requires_grad=True)], lr=base_lr)
+    sched = make_schedule(opt)
+    got = []
+    for _ in range(steps):
+        got.append(opt.param_groups[0]["lr"])
+        sched.step()
+    return got, sched
+
+
 def test_lr_schedules():
-    p = em.zeros(1, requires_grad=True)
-    opt = SGD([p], lr=1.0)
-    s = StepLR(opt, step_size=2, gamma=0.5)
-    lrs = []
-    for _ in range(5):
-        lrs.append(opt.param_groups[0]["lr"])
-        s.step()
-    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25]
-    opt = SGD([p], lr=2.0)
-    c = CosineAnnealingLR(opt, T_max=4, eta_min=0.0)
-    got = []
-    for _ in range(6):
-        got.append(opt.param_groups[0]["lr"])
-        c.step()
+    assert lrs_over(lambda o: StepLR(o, step_size=2, gamma=0.5), 1.0, 5)[0] == [1.0, 1.0, 0.5, 0.5, 0.25]
+    got, _ = lrs_over(lambda o: CosineAnnealingLR(o, T_max=4, eta_min=0.0), 2.0, 6)
     assert_close(got, [2.0, 1 + math.cos(math.pi / 4), 1.0, 1 - math.cos(math.pi / 4), 0.0, 0.0], 1e-12, atol=1e-12)
-    opt = SGD([p], lr=1.0)
-    w = LinearWarmup(opt, warmup_steps=4, total_steps=8)
-    got = []
-    for _ in range(9):
-        got.append(opt.param_groups[0]["lr"])
-        w.step()
+    got, w = lrs_over(lambda o: LinearWarmup(o, warmup_steps=4, total_steps=8), 1.0, 9)
     assert_close(got, [0.0, 0.25, 0.5, 0.75, 1.0, 0.75, 0.5, 0.25, 0.0], 1e-12, atol=1e-12)
-    state = w.state_dict()
-    w2 = LinearWarmup(SGD([p], lr=1.0), warmup_steps=4, total_steps=8)
-    w2.load_state_dict(state)
+    w2 = LinearWarmup(SGD([em.zeros(1, requires_grad=True)], lr=1.0), warmup_steps=4, total_steps=8)
+    w2.load_state_dict(w.state_dict())
     assert w2.get_last_lr() == w.get_last_lr()
 
 
