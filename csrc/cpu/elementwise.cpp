@@ -3,7 +3,9 @@
 // row. float32 rows whose strides are 1 (or 0 for a broadcast scalar) go to the per-ISA vector
 // loops in simd/kernels.cpp; everything else uses the shared scalar formulas of core/scalar_math.h.
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <type_traits>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/scalar_math.h"
@@ -58,6 +60,33 @@ void unary_backward(UnaryOp op, const Array& x, const Array& grad, Array& out, d
   });
 }
 
+// A comparison over a contiguous row against a contiguous row (sb = 1) or one value (sb = 0), with
+// the op chosen once outside the loop so the loop vectorises (masks from x > 0, dropout's draws).
+template <typename C, typename T, typename F>
+void compare_loop(const T* a, const T* b, int64_t sb, bool* o, int64_t n, F f) {
+  if (sb == 0) {
+    const C bv = C(b[0]);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) o[i] = f(C(a[i]), bv);
+    return;
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) o[i] = f(C(a[i]), C(b[i]));
+}
+
+template <typename C, typename T>
+bool compare_row(BinaryOp op, const T* a, const T* b, int64_t sb, bool* o, int64_t n) {
+  switch (op) {
+    case BinaryOp::eq: compare_loop<C>(a, b, sb, o, n, std::equal_to<C>{}); return true;
+    case BinaryOp::ne: compare_loop<C>(a, b, sb, o, n, std::not_equal_to<C>{}); return true;
+    case BinaryOp::lt: compare_loop<C>(a, b, sb, o, n, std::less<C>{}); return true;
+    case BinaryOp::le: compare_loop<C>(a, b, sb, o, n, std::less_equal<C>{}); return true;
+    case BinaryOp::gt: compare_loop<C>(a, b, sb, o, n, std::greater<C>{}); return true;
+    case BinaryOp::ge: compare_loop<C>(a, b, sb, o, n, std::greater_equal<C>{}); return true;
+    default: return false;
+  }
+}
+
 void binary(BinaryOp op, const Array& a, const Array& b, Array& out) {
   const Array* ops[3] = {&out, &a, &b};
   const bool cmp = is_comparison(op);
@@ -69,6 +98,9 @@ void binary(BinaryOp op, const Array& a, const Array& b, Array& out) {
     strided_loop<3>(out.shape(), ops, [&](const int64_t* off, const int64_t* inc, int64_t n) {
       if (cmp) {
         bool* o = out.data<bool>() + off[0];
+        if (inc[0] == 1 && inc[1] == 1 && (inc[2] == 0 || inc[2] == 1) &&
+            compare_row<C>(op, ap + off[1], bp + off[2], inc[2], o, n))
+          return;
         for (int64_t i = 0; i < n; ++i)
           o[i * inc[0]] = apply_binary<C>(op, C(ap[off[1] + i * inc[1]]), C(bp[off[2] + i * inc[2]])) != C(0);
         return;
@@ -94,6 +126,10 @@ void where(const Array& cond, const Array& a, const Array& b, Array& out) {
     const T* bp = b.data<T>();
     T* o = out.data<T>();
     strided_loop<4>(out.shape(), ops, [&](const int64_t* off, const int64_t* inc, int64_t n) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (inc[0] == 1 && inc[1] == 1 && (inc[2] == 0 || inc[2] == 1) && (inc[3] == 0 || inc[3] == 1))
+          return simd().where_f32(c + off[1], ap + off[2], inc[2], bp + off[3], inc[3], o + off[0], n);
+      }
       for (int64_t i = 0; i < n; ++i)
         o[off[0] + i * inc[0]] = c[off[1] + i * inc[1]] ? ap[off[2] + i * inc[2]] : bp[off[3] + i * inc[3]];
     });

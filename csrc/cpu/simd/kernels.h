@@ -14,6 +14,8 @@ struct SimdKernels {
   // op has no vector loop here (the caller then takes the generic path).
   bool (*binary_f32)(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
   bool (*unary_f32)(UnaryOp op, const float* x, float* out, int64_t n);
+  // out[i] = c[i] ? a[i*sa] : b[i*sb], sa/sb in {0, 1}: masks (relu's and dropout's backward).
+  void (*where_f32)(const bool* c, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
   // Reductions of one contiguous row.
   double (*sum_f32)(const float* x, int64_t n);
   float (*max_f32)(const float* x, int64_t n);  // NaN if any element is NaN
