@@ -28,7 +28,9 @@ from .ops.shape import (broadcast_to, cat, chunk, concat, flatten, permute, resh
 from .ops.linalg import bmm, linear, matmul, mm
 from .ops.index import gather, index_select, masked_fill, nonzero, scatter_add
 from .interop import from_dlpack, from_numpy
-from . import nn, optim, training, tune
+from . import data, datasets, io, nn, optim, training, tune
+from .data import preprocessing
+from .io import load, load_checkpoint, save, save_checkpoint
 from .training import callbacks, metrics
 
 

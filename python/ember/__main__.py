@@ -83,8 +83,11 @@ def _parser():
     b.add_argument("--threads", type=int, default=0, help="CPU threads for ember and PyTorch (default: all)")
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--quick", action="store_true", help="small sizes, seconds in all; not saved without --json")
-    d = sub.add_parser("demo", help="fit a small model with autograd, printing the loss")
-    d.add_argument("--epochs", type=int, default=1500)
+    d = sub.add_parser("demo", help="train an MLP on the shipped handwritten digits; save weights and curves")
+    d.add_argument("--epochs", type=int, default=100, help="at most this many (early stopping ends sooner)")
+    d.add_argument("--out", default="ember-demo", help="folder for the weights and the PNG (default ./ember-demo)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -96,7 +99,7 @@ def main(argv=None):
         bench(args)
     else:
         from ember.demo import run
-        run(epochs=args.epochs)
+        run(epochs=args.epochs, seed=args.seed, out_dir=args.out, verbose=0 if args.quiet else 1)
 
 
 if __name__ == "__main__":
