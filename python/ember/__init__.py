@@ -33,6 +33,13 @@ from .data import preprocessing
 from .io import load, load_checkpoint, save, save_checkpoint
 from .training import callbacks, metrics
 
+# em.preprocessing / em.callbacks / em.metrics also work as import paths ("from ember.callbacks
+# import EarlyStopping"), as in Keras; the modules themselves live in data/ and training/.
+import sys as _sys
+for _name, _mod in {"preprocessing": preprocessing, "callbacks": callbacks, "metrics": metrics}.items():
+    _sys.modules[f"{__name__}.{_name}"] = _mod
+del _sys, _name, _mod
+
 
 def set_num_threads(n: int) -> None:
     """Threads used by CPU kernels (OpenMP)."""

@@ -22,16 +22,21 @@ _READ = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "BF16": np.uin
          "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 
 
+def _contiguous(a):
+    """A C-contiguous array of the same shape (np.ascontiguousarray would turn 0-d into 1-d)."""
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
 def _raw(value, key):
     """(safetensors dtype name, contiguous NumPy array of the bytes) of a Tensor or NumPy array."""
     if isinstance(value, Tensor):
         t = value.detach().cpu()
         if t.dtype == dtypes.bfloat16:  # bfloat16 = the top 16 bits of the float32 of the same value
-            bits = np.ascontiguousarray(t.float().numpy()).view(np.uint32) >> 16
+            bits = _contiguous(t.float().numpy()).view(np.uint32) >> 16
             return "bfloat16", bits.astype(np.uint16)
-        return _WRITE[t.dtype.name][0], np.ascontiguousarray(t.numpy())
+        return _WRITE[t.dtype.name][0], _contiguous(t.numpy())
     if isinstance(value, np.ndarray):
-        a = np.ascontiguousarray(value)
+        a = _contiguous(value)
         if a.dtype.kind in "iub" and a.dtype not in (np.int64, np.int32, np.bool_):
             a = a.astype(np.int64)
         name = {np.dtype(v[1]): k for k, v in _WRITE.items() if k != "bfloat16"}.get(a.dtype)
