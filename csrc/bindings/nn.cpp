@@ -3,7 +3,28 @@
 
 namespace ember::bindings {
 
+// An absent optional array arrives as None and becomes an empty (undefined) Array.
+static Array or_empty(const std::optional<Array>& a) { return a ? *a : Array(); }
+
 void init_nn(py::module_& m) {
+  py::enum_<RnnKind>(m, "RnnKind")
+      .value("rnn_tanh", RnnKind::rnn_tanh).value("rnn_relu", RnnKind::rnn_relu).value("lstm", RnnKind::lstm)
+      .value("gru", RnnKind::gru);
+  m.def("rnn_step_forward", [](RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev,
+                               std::optional<Array> c_prev, std::optional<Array> lengths, int64_t t,
+                               std::optional<Array> out) {
+    RnnStep r = rnn_step_forward(kind, xg, hg, h_prev, or_empty(c_prev), or_empty(lengths), t, or_empty(out));
+    return py::make_tuple(r.h_new, r.c_new.defined() ? py::cast(r.c_new) : py::none(),
+                          r.saved.defined() ? py::cast(r.saved) : py::none());
+  });
+  m.def("rnn_step_backward", [](RnnKind kind, std::optional<Array> saved, const Array& h_prev,
+                                std::optional<Array> c_prev, const Array& h_new, std::optional<Array> dout,
+                                const Array& dh_next, std::optional<Array> dc_next, std::optional<Array> lengths,
+                                int64_t t) {
+    RnnStepGrads g = rnn_step_backward(kind, or_empty(saved), h_prev, or_empty(c_prev), h_new, or_empty(dout),
+                                       dh_next, or_empty(dc_next), or_empty(lengths), t);
+    return py::make_tuple(g.dx, g.dh_side, g.carry, g.dc_prev.defined() ? py::cast(g.dc_prev) : py::none());
+  });
   m.def("cross_entropy", &cross_entropy, py::arg("logits"), py::arg("targets"), py::arg("ignore_index"),
         py::arg("label_smoothing"));
   m.def("cross_entropy_backward", &cross_entropy_backward, py::arg("logits"), py::arg("targets"), py::arg("lse"),

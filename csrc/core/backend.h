@@ -4,6 +4,7 @@
 #pragma once
 #include "core/ops.h"
 #include "core/optim_math.h"
+#include "core/rnn_math.h"
 
 #define EMBER_BACKEND_API                                                                          \
   /* memory.{cpp,cu} */                                                                            \
@@ -46,6 +47,15 @@
   void cross_entropy_backward(const Array& logits, const Array& targets, const Array& lse,         \
                               const Array& grad_rows, Array& grad_logits, int64_t ignore_index,    \
                               double label_smoothing);                                             \
+  /* rnn.{cpp,cu}: one time step of a cell over B rows; (B, .) arrays with unit column stride, */   \
+  /* any row stride; an empty (undefined) array is absent: c for RNN/GRU, out, lengths, dout. */    \
+  void rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev,         \
+                        const Array& c_prev, const Array& lengths, int64_t t, Array& h_new,         \
+                        Array& c_new, Array& saved, Array& out);                                    \
+  void rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev, \
+                         const Array& h_new, const Array& dout, const Array& dh_next,               \
+                         const Array& dc_next, const Array& lengths, int64_t t, Array& dx,          \
+                         Array& dh_side, Array& carry, Array& dc_prev);                             \
   /* random.{cpp,cu} */                                                                            \
   void random_uniform(Array& out, double lo, double hi, uint64_t seed, uint64_t offset);           \
   void random_normal(Array& out, double mean, double std, uint64_t seed, uint64_t offset);         \

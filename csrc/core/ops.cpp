@@ -567,4 +567,78 @@ Array cross_entropy_backward(const Array& logits_in, const Array& targets_in, co
   return out.astype(logits_in.dtype());
 }
 
+// ---- recurrent cells -------------------------------------------------------------------------
+
+// (B, cols) with unit column stride, on h's device and dtype; empty arrays pass when allowed.
+static void check_rnn_rows(const char* op, const Array& h, const Array& a, int64_t cols, const char* what,
+                           bool optional) {
+  if (!a.defined()) {
+    EMBER_CHECK(optional, op, what, " is required");
+    return;
+  }
+  check_same_device(op, h, a);
+  EMBER_CHECK(a.ndim() == 2 && a.shape(0) == h.shape(0) && a.shape(1) == cols && (a.strides()[1] == 1 || cols <= 1),
+              op, what, " must be (", h.shape(0), ", ", cols, ") with unit column stride, got shape ",
+              shape_str(a.shape()));
+  EMBER_CHECK_T(TypeError, a.dtype() == h.dtype(), op, what, " is ", dtype_name(a.dtype()), ", h is ",
+                dtype_name(h.dtype()));
+}
+
+static void check_rnn_lengths(const char* op, const Array& h, const Array& lengths) {
+  if (!lengths.defined()) return;
+  check_same_device(op, h, lengths);
+  EMBER_CHECK(lengths.ndim() == 1 && lengths.shape(0) == h.shape(0) && lengths.dtype() == DType::int64 &&
+                  lengths.is_contiguous(),
+              op, "lengths must be contiguous int64 (", h.shape(0), ",), got ", shape_str(lengths.shape()));
+}
+
+RnnStep rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev, const Array& c_prev,
+                         const Array& lengths, int64_t t, Array out) {
+  const char* op = "rnn_step";
+  EMBER_CHECK(h_prev.ndim() == 2 && h_prev.is_contiguous(), op, "h must be a contiguous (B, H) array, got shape ",
+              shape_str(h_prev.shape()));
+  EMBER_CHECK_T(TypeError, h_prev.dtype() == DType::float32 || h_prev.dtype() == DType::float64, op,
+                "expects float32 or float64, got ", dtype_name(h_prev.dtype()));
+  const int64_t B = h_prev.shape(0), H = h_prev.shape(1), G = rnn_gate_count(kind);
+  const bool lstm = kind == RnnKind::lstm;
+  check_rnn_rows(op, h_prev, xg, G * H, "the input projection", false);
+  check_rnn_rows(op, h_prev, hg, G * H, "the hidden projection", false);
+  check_rnn_rows(op, h_prev, c_prev, H, "c", !lstm);
+  check_rnn_rows(op, h_prev, out, H, "out", true);
+  check_rnn_lengths(op, h_prev, lengths);
+  EMBER_CHECK(lstm || !c_prev.defined(), op, "only the LSTM has a cell state");
+  RnnStep r;
+  r.h_new = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
+  if (lstm) r.c_new = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
+  if (rnn_saved_count(kind)) r.saved = Array::empty({B, rnn_saved_count(kind) * H}, h_prev.dtype(), h_prev.device());
+  EMBER_ON_DEVICE(h_prev.device(), rnn_step_forward, kind, xg, hg, h_prev, c_prev, lengths, t, r.h_new, r.c_new,
+                  r.saved, out);
+  return r;
+}
+
+RnnStepGrads rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev,
+                               const Array& h_new, const Array& dout, const Array& dh_next, const Array& dc_next,
+                               const Array& lengths, int64_t t) {
+  const char* op = "rnn_step_backward";
+  EMBER_CHECK(h_prev.ndim() == 2 && h_prev.is_contiguous(), op, "h must be a contiguous (B, H) array, got shape ",
+              shape_str(h_prev.shape()));
+  const int64_t B = h_prev.shape(0), H = h_prev.shape(1), G = rnn_gate_count(kind);
+  const bool lstm = kind == RnnKind::lstm;
+  check_rnn_rows(op, h_prev, saved, rnn_saved_count(kind) * H, "saved", rnn_saved_count(kind) == 0);
+  check_rnn_rows(op, h_prev, h_new, H, "h_new", false);
+  check_rnn_rows(op, h_prev, c_prev, H, "c", !lstm);
+  check_rnn_rows(op, h_prev, dout, H, "dout", true);
+  check_rnn_rows(op, h_prev, dh_next, H, "dh_next", false);
+  check_rnn_rows(op, h_prev, dc_next, H, "dc_next", true);
+  check_rnn_lengths(op, h_prev, lengths);
+  RnnStepGrads g;
+  g.dx = Array::empty({B, G * H}, h_prev.dtype(), h_prev.device());
+  g.dh_side = Array::empty({B, G * H}, h_prev.dtype(), h_prev.device());
+  g.carry = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
+  if (lstm) g.dc_prev = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
+  EMBER_ON_DEVICE(h_prev.device(), rnn_step_backward, kind, saved, h_prev, c_prev, h_new, dout, dh_next, dc_next,
+                  lengths, t, g.dx, g.dh_side, g.carry, g.dc_prev);
+  return g;
+}
+
 }  // namespace ember

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 #include "core/array.h"
+#include "core/rnn_math.h"
 
 namespace ember {
 
@@ -76,5 +77,20 @@ std::pair<Array, Array> cross_entropy(const Array& logits, const Array& targets,
                                       double label_smoothing);
 Array cross_entropy_backward(const Array& logits, const Array& targets, const Array& lse, const Array& grad_rows,
                              int64_t ignore_index, double label_smoothing);
+
+// One time step of a recurrent cell (core/rnn_math.h) over a batch: xg/hg (B, G*H) are the input and
+// hidden projections of this step (biases included), h_prev (B, H), c_prev (B, H) for the LSTM, else
+// empty. lengths: int64 (B,) or empty; rows with t >= lengths[b] keep their state and output 0.
+// Writes h_new, c_new (LSTM), `saved` (B, S*H) for backward and, when given, `out` (a (B, H) view).
+struct RnnStep { Array h_new, c_new, saved; };
+RnnStep rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev, const Array& c_prev,
+                         const Array& lengths, int64_t t, Array out);
+// Backward of one step: dh = dout (a (B, H) view, or empty) + dh_next; dc_next for the LSTM. Returns
+// (dx, dh_side, carry, dc_prev): pre-activation gradients on the input and hidden sides (B, G*H),
+// the part of dh_prev that bypasses W_hh (B, H), and the LSTM's dc_prev (else empty).
+struct RnnStepGrads { Array dx, dh_side, carry, dc_prev; };
+RnnStepGrads rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev,
+                               const Array& h_new, const Array& dout, const Array& dh_next, const Array& dc_next,
+                               const Array& lengths, int64_t t);
 
 }  // namespace ember

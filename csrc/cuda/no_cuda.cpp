@@ -34,6 +34,14 @@ void cross_entropy(const Array&, const Array&, Array&, Array&, int64_t, double) 
 void cross_entropy_backward(const Array&, const Array&, const Array&, const Array&, Array&, int64_t, double) {
   no_cuda("cross_entropy");
 }
+void rnn_step_forward(RnnKind, const Array&, const Array&, const Array&, const Array&, const Array&, int64_t, Array&,
+                      Array&, Array&, Array&) {
+  no_cuda("rnn_step");
+}
+void rnn_step_backward(RnnKind, const Array&, const Array&, const Array&, const Array&, const Array&, const Array&,
+                       const Array&, const Array&, int64_t, Array&, Array&, Array&, Array&) {
+  no_cuda("rnn_step_backward");
+}
 void random_uniform(Array&, double, double, uint64_t, uint64_t) { no_cuda("rand"); }
 void random_normal(Array&, double, double, uint64_t, uint64_t) { no_cuda("randn"); }
 void random_int(Array&, int64_t, int64_t, uint64_t, uint64_t) { no_cuda("randint"); }

@@ -306,11 +306,37 @@ void rmsprop_f32(const RmspropRule& r, float* __restrict p, const float* __restr
   }
 }
 
+// The cells' sigmoid and tanh for rnn_math.h: the branch-free vector forms above.
+struct VecMath {
+  static float sigmoid(float x) { return sigmoid_ps(x); }
+  static float tanh(float x) { return tanh_ps(x); }
+};
+
+void rnn_forward_row_f32(RnnKind k, int64_t H, const float* xg, const float* hg, const float* h_prev,
+                         const float* c_prev, float* h_new, float* c_new, float* saved) {
+  // One loop per kind, so each is a straight vectorisable body (the kind is fixed for a whole call).
+  switch (k) {
+    case RnnKind::lstm:
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j)
+        rnn_forward_unit<VecMath>(RnnKind::lstm, H, j, xg, hg, h_prev, c_prev, h_new, c_new, saved);
+      break;
+    case RnnKind::gru:
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j)
+        rnn_forward_unit<VecMath>(RnnKind::gru, H, j, xg, hg, h_prev, c_prev, h_new, c_new, saved);
+      break;
+    default:
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) rnn_forward_unit<VecMath>(k, H, j, xg, hg, h_prev, c_prev, h_new, c_new, saved);
+  }
+}
+
 }  // namespace
 
 extern const SimdKernels table = {
     EMBER_STR(EMBER_ISA),
     binary_f32, unary_f32, where_f32, sum_f32, max_f32, min_f32, sum_cols_f32, fma_gflops,
-    adam_f32, sgd_f32, rmsprop_f32};
+    adam_f32, sgd_f32, rnn_forward_row_f32, rmsprop_f32};
 
 }  // namespace ember::cpu::ISA_NS

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include "core/ops.h"
 #include "core/optim_math.h"
+#include "core/rnn_math.h"
 
 namespace ember::cpu {
 
@@ -29,6 +30,10 @@ struct SimdKernels {
   // (SGD's momentum buffer, RMSprop's buffer and centred average) may be null when unused.
   void (*adam_f32)(const AdamRule& r, float* p, const float* g, float* m, float* v, int64_t n);
   void (*sgd_f32)(const SgdRule& r, float* p, const float* g, float* buf, int64_t n);
+  // One batch row of a recurrent cell's forward step (core/rnn_math.h): H hidden units, with the
+  // vectorised sigmoid and tanh. c_prev/c_new/saved may be null when the cell has none.
+  void (*rnn_forward_row_f32)(RnnKind k, int64_t H, const float* xg, const float* hg, const float* h_prev,
+                              const float* c_prev, float* h_new, float* c_new, float* saved);
   void (*rmsprop_f32)(const RmspropRule& r, float* p, const float* g, float* sq, float* buf, float* avg, int64_t n);
 };
 
