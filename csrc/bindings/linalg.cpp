@@ -11,6 +11,11 @@ void init_linalg(py::module_& m) {
     return matmul(a, b, bias ? &*bias : nullptr, act);
   }, py::arg("a"), py::arg("b"), py::arg("bias") = py::none(), py::arg("act") = Activation::none);
   m.def("gemm_", &gemm_);
+  py::class_<PackedB>(m, "PackedB").def_readonly("k", &PackedB::k).def_readonly("n", &PackedB::n);
+  m.def("gemm_pack_b", &gemm_pack_b);
+  m.def("matmul_packed", [](const Array& a, const PackedB& b, std::optional<Array> bias) {
+    return matmul_packed(a, b, bias ? &*bias : nullptr);
+  }, py::arg("a"), py::arg("b"), py::arg("bias") = py::none());
 }
 
 }  // namespace ember::bindings

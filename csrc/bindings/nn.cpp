@@ -20,9 +20,10 @@ void init_nn(py::module_& m) {
   m.def("rnn_step_backward", [](RnnKind kind, std::optional<Array> saved, const Array& h_prev,
                                 std::optional<Array> c_prev, const Array& h_new, std::optional<Array> dout,
                                 const Array& dh_next, std::optional<Array> dc_next, std::optional<Array> lengths,
-                                int64_t t) {
+                                int64_t t, std::optional<Array> dx_out, std::optional<Array> dh_side_out) {
     RnnStepGrads g = rnn_step_backward(kind, or_empty(saved), h_prev, or_empty(c_prev), h_new, or_empty(dout),
-                                       dh_next, or_empty(dc_next), or_empty(lengths), t);
+                                       dh_next, or_empty(dc_next), or_empty(lengths), t, or_empty(dx_out),
+                                       or_empty(dh_side_out));
     return py::make_tuple(g.dx, g.dh_side, g.carry, g.dc_prev.defined() ? py::cast(g.dc_prev) : py::none());
   });
   m.def("cross_entropy", &cross_entropy, py::arg("logits"), py::arg("targets"), py::arg("ignore_index"),

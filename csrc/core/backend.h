@@ -62,7 +62,13 @@
   void random_int(Array& out, int64_t lo, int64_t hi, uint64_t seed, uint64_t offset);
 
 namespace ember {
-namespace cpu { EMBER_BACKEND_API }
+namespace cpu {
+EMBER_BACKEND_API
+// CPU only (packing is how the CPU GEMM works; CUDA reads B as it is): B (K, N) packed once, and
+// C = A @ B from that packing (gemm.cpp).
+Array gemm_pack_b(const Array& b);
+void gemm_prepacked(const Array& a, const Array& packed, int64_t n, Array& c, const Array* bias, Activation act);
+}  // namespace cpu
 namespace cuda {
 EMBER_BACKEND_API
 // Runtime (memory.cu): device count (0 when no driver/GPU), host<->device transfers, streams.

@@ -412,6 +412,32 @@ Array matmul(const Array& a_in, const Array& b_in, const Array* bias, Activation
   return out.view(out_shape).astype(t);
 }
 
+PackedB gemm_pack_b(const Array& b) {
+  EMBER_CHECK(b.ndim() == 2, "gemm_pack_b", "expects a (K, N) matrix, got shape ", shape_str(b.shape()));
+  EMBER_CHECK_T(TypeError, b.dtype() == DType::float32 || b.dtype() == DType::float64, "gemm_pack_b",
+                "expects float32 or float64, got ", dtype_name(b.dtype()));
+  PackedB p;
+  p.k = b.shape(0), p.n = b.shape(1), p.dtype = b.dtype();
+  p.packed = b.device().kind == Device::cpu;
+  p.data = p.packed ? cpu::gemm_pack_b(b) : b;
+  return p;
+}
+
+Array matmul_packed(const Array& a, const PackedB& b, const Array* bias) {
+  EMBER_CHECK(a.ndim() == 2 && a.shape(1) == b.k, "matmul", "expects a (M, ", b.k, ") left operand, got shape ",
+              shape_str(a.shape()));
+  EMBER_CHECK_T(TypeError, a.dtype() == b.dtype, "matmul", "dtypes differ (", dtype_name(a.dtype()), ", ",
+                dtype_name(b.dtype), ")");
+  check_same_device("matmul", a, b.data);
+  if (!b.packed) return matmul(a, b.data, bias);
+  EMBER_CHECK(!bias || (bias->ndim() == 1 && bias->shape(0) == b.n && bias->dtype() == a.dtype()), "matmul",
+              "bias must be (", b.n, ",) of the operands' dtype");
+  Array bias_c = bias ? bias->contiguous() : Array();
+  Array out = Array::empty({a.shape(0), b.n}, a.dtype(), a.device());
+  cpu::gemm_prepacked(a, b.data, b.n, out, bias ? &bias_c : nullptr, Activation::none);
+  return out;
+}
+
 void gemm_(const Array& a, const Array& b, Array& c, double alpha, double beta) {
   check_same_device("gemm", a, b);
   check_same_device("gemm", a, c);
@@ -618,7 +644,7 @@ RnnStep rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const A
 
 RnnStepGrads rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev,
                                const Array& h_new, const Array& dout, const Array& dh_next, const Array& dc_next,
-                               const Array& lengths, int64_t t) {
+                               const Array& lengths, int64_t t, Array dx_out, Array dh_side_out) {
   const char* op = "rnn_step_backward";
   EMBER_CHECK(h_prev.ndim() == 2 && h_prev.is_contiguous(), op, "h must be a contiguous (B, H) array, got shape ",
               shape_str(h_prev.shape()));
@@ -631,9 +657,11 @@ RnnStepGrads rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_
   check_rnn_rows(op, h_prev, dh_next, H, "dh_next", false);
   check_rnn_rows(op, h_prev, dc_next, H, "dc_next", true);
   check_rnn_lengths(op, h_prev, lengths);
+  check_rnn_rows(op, h_prev, dx_out, G * H, "dx_out", true);
+  check_rnn_rows(op, h_prev, dh_side_out, G * H, "dh_side_out", true);
   RnnStepGrads g;
-  g.dx = Array::empty({B, G * H}, h_prev.dtype(), h_prev.device());
-  g.dh_side = Array::empty({B, G * H}, h_prev.dtype(), h_prev.device());
+  g.dx = dx_out.defined() ? dx_out : Array::empty({B, G * H}, h_prev.dtype(), h_prev.device());
+  g.dh_side = dh_side_out.defined() ? dh_side_out : Array::empty({B, G * H}, h_prev.dtype(), h_prev.device());
   g.carry = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
   if (lstm) g.dc_prev = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
   EMBER_ON_DEVICE(h_prev.device(), rnn_step_backward, kind, saved, h_prev, c_prev, h_new, dout, dh_next, dc_next,

@@ -37,6 +37,17 @@ Array reduce(ReduceOp op, const Array& x, std::vector<int> dims, bool keepdim, i
 Array matmul(const Array& a, const Array& b, const Array* bias = nullptr, Activation act = Activation::none);
 void gemm_(const Array& a, const Array& b, Array& c, double alpha, double beta);
 
+// A right operand B (K, N) prepared once for many products A @ B with the same B (an RNN's W_hh at
+// every time step): on the CPU its packed panels, so the products skip packing; on CUDA B itself.
+struct PackedB {
+  Array data;
+  int64_t k = 0, n = 0;
+  bool packed = false;
+  DType dtype = DType::float32;
+};
+PackedB gemm_pack_b(const Array& b);
+Array matmul_packed(const Array& a, const PackedB& b, const Array* bias = nullptr);
+
 // Copy / cast / fill / creation.
 void copy_(Array& dst, const Array& src);  // broadcasts src to dst's shape, casts dtype, any devices
 Array full(const Shape& shape, double value, DType dtype, Device device);
@@ -89,8 +100,10 @@ RnnStep rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const A
 // (dx, dh_side, carry, dc_prev): pre-activation gradients on the input and hidden sides (B, G*H),
 // the part of dh_prev that bypasses W_hh (B, H), and the LSTM's dc_prev (else empty).
 struct RnnStepGrads { Array dx, dh_side, carry, dc_prev; };
+// dx_out/dh_side_out: where to write dx and dh_side ((B, G*H) views, e.g. rows of one buffer for all
+// steps); empty: allocated.
 RnnStepGrads rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev,
                                const Array& h_new, const Array& dout, const Array& dh_next, const Array& dc_next,
-                               const Array& lengths, int64_t t);
+                               const Array& lengths, int64_t t, Array dx_out = Array(), Array dh_side_out = Array());
 
 }  // namespace ember

@@ -125,6 +125,9 @@ struct Problem {
   T alpha, beta;
   const T* bias;
   Activation act;
+  // B already packed by gemm_pack_b (then b is unused): for each KC slice of K, all NR-column panels
+  // of N in order, panel q of the slice starting at pc * NP * NR + q * NR * kc (NP panels in all).
+  const T* packed_b = nullptr;
 };
 
 // K == 0: C = beta * C (+ bias, act); nothing to multiply.
@@ -167,16 +170,21 @@ void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, 
     GemmStore<T> st{p.alpha, p.beta, pc == 0, pc + kc >= p.k, nullptr, p.act};
     for (int64_t jc = c0; jc < c1; jc += bl.nc) {
       const int64_t nc = std::min(bl.nc, c1 - jc), nq = (nc + nr - 1) / nr;
-      for (int64_t q = 0; q < nq; ++q)
-        pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb, std::min<int64_t>(nr, nc - q * nr),
-                     kc, nr, Bp + q * nr * kc);
+      const T* Bb = Bp;
+      if (p.packed_b) {  // prepacked: point into it (jc is a multiple of NR)
+        Bb = p.packed_b + pc * ((p.n + nr - 1) / nr) * nr + (jc / nr) * nr * kc;
+      } else {
+        for (int64_t q = 0; q < nq; ++q)
+          pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb, std::min<int64_t>(nr, nc - q * nr),
+                       kc, nr, Bp + q * nr * kc);
+      }
       for (int64_t i = 0; i < m_panels; ++i) {
         const int64_t row = r0 + i * mr;
         const int m = int(std::min<int64_t>(mr, r1 - row));
         for (int64_t q = 0; q < nq; ++q) {
           const int64_t col = jc + q * nr;
           st.bias = p.bias ? p.bias + col : nullptr;
-          kernel(kc, Ap + i * mr * kc, Bp + q * nr * kc, p.c + row * p.ldc + col, p.ldc, m,
+          kernel(kc, Ap + i * mr * kc, Bb + q * nr * kc, p.c + row * p.ldc + col, p.ldc, m,
                  int(std::min<int64_t>(nr, nc - q * nr)), st);
         }
       }
@@ -286,6 +294,40 @@ void gemm(const Array& a, const Array& b, Array& c, double alpha, double beta, c
     } else {
       fail<TypeError>("matmul", "CPU GEMM supports float32 and float64, got ", dtype_name(c.dtype()));
     }
+  });
+}
+
+// B (K, N) packed for every KC slice and NR panel, in gemm_range's prepacked layout, so that many
+// products with the same B (an RNN's W_hh at every time step) skip its packing entirely.
+Array gemm_pack_b(const Array& b) {
+  return dispatch_f32_f64(b.dtype(), "gemm_pack_b", [&](auto tag) {
+    using T = decltype(tag);
+    const int nr = std::is_same_v<T, float> ? gemm_kernels().nr : gemm_kernels().nr64;
+    const int64_t k = b.shape(0), n = b.shape(1), np = (n + nr - 1) / nr, kc_max = blocking<T>().kc;
+    Array out = Array::empty({std::max<int64_t>(1, k * np * nr)}, b.dtype(), b.device());
+    T* dst = out.data<T>();
+    const T* src = b.data<T>();
+    parallel_for(np, 4, [&](int64_t q0, int64_t q1) {
+      for (int64_t pc = 0; pc < k; pc += kc_max) {
+        const int64_t kc = std::min(kc_max, k - pc);
+        for (int64_t q = q0; q < q1; ++q)
+          pack_b_panel(src + pc * b.strides()[0] + q * nr * b.strides()[1], b.strides()[0], b.strides()[1],
+                       std::min<int64_t>(nr, n - q * nr), kc, nr, dst + pc * np * nr + q * nr * kc);
+      }
+    });
+    return out;
+  });
+}
+
+// c (M, N) = a (M, K) @ B, with B given as gemm_pack_b(B) of a (K, N) matrix; bias (N,) or null.
+void gemm_prepacked(const Array& a, const Array& packed, int64_t n, Array& c, const Array* bias, Activation act) {
+  dispatch_f32_f64(c.dtype(), "matmul", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t m = a.shape(0), k = a.shape(1);
+    Problem<T> p{m, n, k, a.data<T>(), a.strides()[0], a.strides()[1], nullptr, 0, 0, c.data<T>(), c.strides()[0],
+                 T(1), T(0), bias ? bias->data<T>() : nullptr, act, packed.data<T>()};
+    const double flops = 2.0 * double(m) * double(n) * double(k);
+    run(p, flops < kSerialFlops || omp_in_parallel() ? 1 : omp_get_max_threads());
   });
 }
 

@@ -3,7 +3,8 @@
 Forward: the input projection of every time step is ONE GEMM (T*B rows); then per step the hidden
 projection GEMM (h @ W_hh^T + b_hh) and the fused cell kernel (_C.rnn_step_forward), which writes
 h, c and the activations backward needs. Backward through time walks the steps in reverse with the
-fused backward kernel and one GEMM per step for the gradient reaching h_{t-1}; the weight
+fused backward kernel and one GEMM per step for the gradient reaching h_{t-1} (W_hh packed once
+for all steps, in each direction of the pass); the weight
 gradients are then ONE GEMM each over all steps (dW_ih = dXG^T X, dW_hh = dHG^T H_prev).
 
 The op's output is one (T + 2, B, H) array: the T outputs, then h_n and c_n (zeros for RNN/GRU),
@@ -41,13 +42,14 @@ def recurrent_layer(mode, x: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor,
     H = w_hh.shape[1]
     xa = x._a.reshape([T * B, I])
     xg_all = _C.matmul(xa, _mT(w_ih._a), None if b_ih is None else b_ih._a)      # (T*B, G*H): one GEMM
-    w_hh_t, b_hh_a = _mT(w_hh._a), None if b_hh is None else b_hh._a
+    # W_hh^T packed for the GEMM once per sequence, not at every step (_C.gemm_pack_b).
+    w_hh_t, b_hh_a = _C.gemm_pack_b(_mT(w_hh._a)), None if b_hh is None else b_hh._a
     y = _C.empty([T + 2, B, H], x._a.dtype, x._a.device)
     h, c = h0._a.contiguous(), (c0._a.contiguous() if lstm else None)
     steps = range(T - 1, -1, -1) if reverse else range(T)
     record = {}   # t -> (h_prev, c_prev, h_new, saved)
     for t in steps:
-        hg = _C.matmul(h, w_hh_t, b_hh_a)
+        hg = _C.matmul_packed(h, w_hh_t, b_hh_a)
         out_t = y.slice(0, t, t + 1, 1).squeeze(0)
         h_new, c_new, saved = _C.rnn_step_forward(kind, _rows(xg_all, t, B), hg, h, c, lengths, t, out_t)
         record[t] = (h, c, h_new, saved)
@@ -59,15 +61,15 @@ def recurrent_layer(mode, x: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor,
         ga = g._a
         dh = ga.slice(0, T, T + 1, 1).squeeze(0).contiguous()
         dc = ga.slice(0, T + 1, T + 2, 1).squeeze(0).contiguous() if lstm else None
-        dxg, dhg = [None] * T, [None] * T
+        DXG = _C.empty(list(xg_all.shape), xg_all.dtype, xg_all.device)            # (T*B, G*H), time order;
+        DHG = _C.empty(list(xg_all.shape), xg_all.dtype, xg_all.device)            # each step writes its rows
+        w_hh_p = _C.gemm_pack_b(w_hh._a)
         for t in reversed(steps):
             h_prev, c_prev, h_new, saved = record[t]
             dout = ga.slice(0, t, t + 1, 1).squeeze(0)
-            dx_t, dh_side, carry, dc = _C.rnn_step_backward(kind, saved, h_prev, c_prev, h_new, dout, dh, dc,
-                                                            lengths, t)
-            _C.gemm_(dh_side.unsqueeze(0), w_hh._a.unsqueeze(0), carry.unsqueeze(0), 1.0, 1.0)  # carry += dh_side W_hh
-            dxg[t], dhg[t], dh = dx_t, dh_side, carry
-        DXG, DHG = _C.cat(dxg, 0), _C.cat(dhg, 0)                                  # (T*B, G*H), time order
+            _, dh_side, carry, dc = _C.rnn_step_backward(kind, saved, h_prev, c_prev, h_new, dout, dh, dc, lengths,
+                                                         t, _rows(DXG, t, B), _rows(DHG, t, B))
+            dh = _C.binary(_C.BinaryOp.add, carry, _C.matmul_packed(dh_side, w_hh_p))  # dh_{t-1}
         h_prevs = _C.cat([record[t][0] for t in range(T)], 0)                      # (T*B, H)
         grads = [
             wrap(_C.matmul(DXG, w_ih._a).reshape([T, B, I])) if x.requires_grad else None,
