@@ -31,3 +31,10 @@ def test_fine_tune_keeps_the_frozen_trunk():
 @pytest.mark.slow
 def test_hyperparameter_search():
     assert "best parameters" in run_example("hyperparameter_search.py")
+
+
+def test_sequence_digits_learns():
+    text = run_example("sequence_digits.py")
+    first, last = (float(v) for v in text.split("first epoch accuracy")[1].split("\n")[0].split(" last "))
+    accuracy = float(text.split("test accuracy")[1])
+    assert last > first + 0.5 and accuracy > 0.9, text

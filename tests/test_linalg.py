@@ -151,3 +151,21 @@ def test_narrower_isas_compute_the_same(isa):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() in (isa, "portable")
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 31, 33), (32, 700, 129), (13, 1000, 40)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_prepacked_operand_matches_float64(m, k, n, dtype):
+    """_C.gemm_pack_b + matmul_packed (an RNN's W_hh, packed once for all steps), with K crossing
+    the KC slices, a transposed B, and a bias."""
+    from ember import _C
+    r = np.random.default_rng(m * 1000 + k)
+    a, b, bias = r.standard_normal((m, k)), r.standard_normal((k, n)), r.standard_normal(n)
+    ea, eb = em.tensor(a, dtype=dtype), em.tensor(b.T.copy(), dtype=dtype).t()
+    packed = _C.gemm_pack_b(eb._a)
+    got = em.Tensor._wrap(_C.matmul_packed(ea._a, packed, em.tensor(bias, dtype=dtype)._a)).numpy()
+    want = ea.double().numpy() @ eb.double().numpy() + em.tensor(bias, dtype=dtype).double().numpy()
+    tol = (1e-5 if dtype == "float32" else 1e-13) * np.sqrt(k)
+    assert np.allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    with pytest.raises(ValueError, match=r"matmul.*\(M, " + str(k) + r"\)"):
+        _C.matmul_packed(em.zeros(2, k + 1, dtype=dtype)._a, packed)
