@@ -7,6 +7,14 @@ namespace ember::bindings {
 static Array or_empty(const std::optional<Array>& a) { return a ? *a : Array(); }
 
 void init_nn(py::module_& m) {
+  py::class_<Conv2dGeom>(m, "Conv2dGeom")
+      .def(py::init([](int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr, int64_t dh, int64_t dw,
+                       int64_t groups) { return Conv2dGeom{sh, sw, pt, pb, pl, pr, dh, dw, groups}; }));
+  m.def("conv2d", [](const Array& x, const Array& w, std::optional<Array> bias, const Conv2dGeom& g) {
+    return conv2d(x, w, bias ? &*bias : nullptr, g);
+  });
+  m.def("conv2d_backward_input", &conv2d_backward_input);
+  m.def("conv2d_backward_weight", &conv2d_backward_weight);
   py::enum_<RnnKind>(m, "RnnKind")
       .value("rnn_tanh", RnnKind::rnn_tanh).value("rnn_relu", RnnKind::rnn_relu).value("lstm", RnnKind::lstm)
       .value("gru", RnnKind::gru);

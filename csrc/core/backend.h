@@ -56,6 +56,10 @@
                          const Array& h_new, const Array& dout, const Array& dh_next,               \
                          const Array& dc_next, const Array& lengths, int64_t t, Array& dx,          \
                          Array& dh_side, Array& carry, Array& dc_prev);                             \
+  /* conv.{cpp,cu}: x (C, H, W) contiguous <-> cols (C*KH*KW, Ho*Wo) contiguous; col2im adds */     \
+  /* into a zeroed x. */                                                                           \
+  void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeom& g);           \
+  void col2im(const Array& cols, Array& x, int64_t kh, int64_t kw, const Conv2dGeom& g);           \
   /* random.{cpp,cu} */                                                                            \
   void random_uniform(Array& out, double lo, double hi, uint64_t seed, uint64_t offset);           \
   void random_normal(Array& out, double mean, double std, uint64_t seed, uint64_t offset);         \
@@ -82,3 +86,7 @@ void stream_wait_current(int device, void* consumer_stream);  // consumer waits 
 bool compiled();
 }  // namespace cuda
 }  // namespace ember
+
+// Calls cpu::fn or cuda::fn by the device of `dev` (core/ops.cpp, core/conv.cpp).
+#define EMBER_ON_DEVICE(dev, fn, ...) \
+  ((dev).kind == ::ember::Device::cpu ? ::ember::cpu::fn(__VA_ARGS__) : ::ember::cuda::fn(__VA_ARGS__))

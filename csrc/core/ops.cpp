@@ -9,9 +9,6 @@
 
 namespace ember {
 
-// Calls cpu::fn or cuda::fn by the device of `dev`.
-#define EMBER_ON_DEVICE(dev, fn, ...) \
-  ((dev).kind == Device::cpu ? cpu::fn(__VA_ARGS__) : cuda::fn(__VA_ARGS__))
 
 bool is_comparison(BinaryOp op) { return op >= BinaryOp::eq; }
 

@@ -48,6 +48,18 @@ struct PackedB {
 PackedB gemm_pack_b(const Array& b);
 Array matmul_packed(const Array& a, const PackedB& b, const Array* bias = nullptr);
 
+// 2-d convolution, NCHW, PyTorch semantics (cross-correlation; zero padding, top/left and
+// bottom/right given separately so "same" works for even kernels): x (N, C, H, W), w (O, C/groups,
+// KH, KW) -> (N, O, Ho, Wo). Each image is unfolded (im2col) and multiplied by each group's weight
+// with ember's GEMM; the two backward passes are the transposed products and a fold (col2im).
+struct Conv2dGeom {
+  int64_t stride_h = 1, stride_w = 1, pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  int64_t dilation_h = 1, dilation_w = 1, groups = 1;
+};
+Array conv2d(const Array& x, const Array& w, const Array* bias, const Conv2dGeom& g);
+Array conv2d_backward_input(const Array& grad, const Array& w, const Shape& x_shape, const Conv2dGeom& g);
+Array conv2d_backward_weight(const Array& grad, const Array& x, const Shape& w_shape, const Conv2dGeom& g);
+
 // Copy / cast / fill / creation.
 void copy_(Array& dst, const Array& src);  // broadcasts src to dst's shape, casts dtype, any devices
 Array full(const Shape& shape, double value, DType dtype, Device device);

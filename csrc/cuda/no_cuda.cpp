@@ -42,6 +42,8 @@ void rnn_step_backward(RnnKind, const Array&, const Array&, const Array&, const 
                        const Array&, const Array&, int64_t, Array&, Array&, Array&, Array&) {
   no_cuda("rnn_step_backward");
 }
+void im2col(const Array&, Array&, int64_t, int64_t, const Conv2dGeom&) { no_cuda("conv2d"); }
+void col2im(const Array&, Array&, int64_t, int64_t, const Conv2dGeom&) { no_cuda("conv2d"); }
 void random_uniform(Array&, double, double, uint64_t, uint64_t) { no_cuda("rand"); }
 void random_normal(Array&, double, double, uint64_t, uint64_t) { no_cuda("randn"); }
 void random_int(Array&, int64_t, int64_t, uint64_t, uint64_t) { no_cuda("randint"); }

@@ -1,6 +1,7 @@
 """ember.nn: Module and the layers, activations, losses and initialisers built on it."""
 from . import functional, init, utils  # noqa: F401
 from .activation import GELU, Identity, ReLU, SiLU, Sigmoid, Softmax, Tanh  # noqa: F401
+from .conv import Conv1d, Conv2d  # noqa: F401
 from .containers import ModuleDict, ModuleList, Sequential  # noqa: F401
 from .layers import Dense, Dropout, Flatten, Linear  # noqa: F401
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401

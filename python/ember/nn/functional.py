@@ -4,6 +4,7 @@ gradients autograd derives."""
 from __future__ import annotations
 
 from ..ops.elementwise import abs, clamp, exp, gelu, log, maximum, relu, sigmoid, silu, tanh, where  # noqa: F401
+from ..ops.conv import conv1d, conv2d  # noqa: F401
 from ..ops.linalg import linear  # noqa: F401
 from ..ops.loss import cross_entropy  # noqa: F401
 from ..ops.reduce import log_softmax, softmax  # noqa: F401

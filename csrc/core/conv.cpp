@@ -1,0 +1,114 @@
+// Convolution's device-neutral driver: shape checks, then per image an unfold (im2col, a backend
+// kernel) and one GEMM per group on ember's GEMM (gemm_), so the convolution runs as fast as the
+// GEMM does at (O/groups) x (C/groups * KH * KW) x (Ho * Wo). The backward passes reuse the same
+// pieces: dx = fold(W^T @ dy) (col2im), dW = sum over images of dy @ cols^T (accumulated by the GEMM).
+#include "core/ops.h"
+#include "core/backend.h"
+
+namespace ember {
+
+namespace {
+
+struct ConvShape {
+  int64_t n, c, h, w, o, kh, kw, ho, wo;
+};
+
+int64_t out_size(int64_t in, int64_t pad, int64_t k, int64_t dil, int64_t stride) {
+  return (in + pad - dil * (k - 1) - 1) / stride + 1;
+}
+
+ConvShape conv_shape(const char* op, const Shape& x, const Shape& w, const Conv2dGeom& g) {
+  EMBER_CHECK(x.size() == 4 && w.size() == 4, op, "expects x (N, C, H, W) and weight (O, C/groups, KH, KW), got ",
+              shape_str(x), " and ", shape_str(w));
+  EMBER_CHECK(g.groups >= 1 && x[1] % g.groups == 0 && w[0] % g.groups == 0, op, "groups=", g.groups,
+              " must divide the input channels (", x[1], ") and the output channels (", w[0], ")");
+  EMBER_CHECK(w[1] * g.groups == x[1], op, "channel mismatch: input has ", x[1], " channels, weight expects ",
+              w[1] * g.groups, " (x ", shape_str(x), ", weight ", shape_str(w), ", groups ", g.groups, ")");
+  EMBER_CHECK(g.stride_h >= 1 && g.stride_w >= 1 && g.dilation_h >= 1 && g.dilation_w >= 1 && g.pad_top >= 0 &&
+                  g.pad_bottom >= 0 && g.pad_left >= 0 && g.pad_right >= 0,
+              op, "stride and dilation must be >= 1 and padding >= 0");
+  ConvShape s{x[0], x[1], x[2], x[3], w[0], w[2], w[3], 0, 0};
+  s.ho = out_size(s.h, g.pad_top + g.pad_bottom, s.kh, g.dilation_h, g.stride_h);
+  s.wo = out_size(s.w, g.pad_left + g.pad_right, s.kw, g.dilation_w, g.stride_w);
+  EMBER_CHECK(s.ho >= 1 && s.wo >= 1, op, "the kernel (", s.kh, "x", s.kw, ", dilation ", g.dilation_h, "x",
+              g.dilation_w, ") is larger than the padded input (x ", shape_str(x), ")");
+  return s;
+}
+
+void check_float(const char* op, const Array& a, const Array& b) {
+  check_same_device(op, a, b);
+  EMBER_CHECK_T(TypeError, a.dtype() == b.dtype() && (a.dtype() == DType::float32 || a.dtype() == DType::float64),
+                op, "expects float32 or float64 operands of one dtype, got ", dtype_name(a.dtype()), " and ",
+                dtype_name(b.dtype()));
+}
+
+// Rows [g*rows, (g+1)*rows) of a 2-d array, as the (1, rows, cols) view gemm_ takes.
+Array group_rows(const Array& a, int64_t g, int64_t rows) { return a.slice(0, g * rows, (g + 1) * rows, 1).unsqueeze(0); }
+
+}  // namespace
+
+Array conv2d(const Array& x_in, const Array& w_in, const Array* bias, const Conv2dGeom& g) {
+  const char* op = "conv2d";
+  check_float(op, x_in, w_in);
+  const ConvShape s = conv_shape(op, x_in.shape(), w_in.shape(), g);
+  const Array x = x_in.contiguous(), w = w_in.contiguous().reshape({s.o, -1});
+  const int64_t K = (s.c / g.groups) * s.kh * s.kw, L = s.ho * s.wo, og = s.o / g.groups;
+  Array out = Array::empty({s.n, s.o, s.ho, s.wo}, x.dtype(), x.device());
+  Array cols = Array::empty({s.c * s.kh * s.kw, L}, x.dtype(), x.device());
+  for (int64_t n = 0; n < s.n; ++n) {
+    Array image = x.slice(0, n, n + 1, 1).squeeze(0), y = out.slice(0, n, n + 1, 1).reshape({s.o, L});
+    EMBER_ON_DEVICE(x.device(), im2col, image, cols, s.kh, s.kw, g);
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      Array yg = group_rows(y, gi, og);
+      gemm_(group_rows(w, gi, og), group_rows(cols, gi, K), yg, 1.0, 0.0);
+    }
+  }
+  if (!bias) return out;
+  check_float(op, x_in, *bias);
+  EMBER_CHECK(bias->ndim() == 1 && bias->shape(0) == s.o, op, "bias must be (", s.o, ",), got ",
+              shape_str(bias->shape()));
+  return binary(BinaryOp::add, out, bias->reshape({1, s.o, 1, 1}));
+}
+
+Array conv2d_backward_input(const Array& grad_in, const Array& w_in, const Shape& x_shape, const Conv2dGeom& g) {
+  const char* op = "conv2d_backward_input";
+  check_float(op, grad_in, w_in);
+  const ConvShape s = conv_shape(op, x_shape, w_in.shape(), g);
+  EMBER_CHECK(grad_in.shape() == Shape({s.n, s.o, s.ho, s.wo}), op, "grad has shape ", shape_str(grad_in.shape()));
+  const Array grad = grad_in.contiguous(), w = w_in.contiguous().reshape({s.o, -1});
+  const int64_t K = (s.c / g.groups) * s.kh * s.kw, L = s.ho * s.wo, og = s.o / g.groups;
+  Array dx = full(x_shape, 0.0, grad.dtype(), grad.device());
+  Array dcols = Array::empty({s.c * s.kh * s.kw, L}, grad.dtype(), grad.device());
+  for (int64_t n = 0; n < s.n; ++n) {
+    Array dy = grad.slice(0, n, n + 1, 1).reshape({s.o, L});
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      Array dcg = group_rows(dcols, gi, K);
+      gemm_(group_rows(w, gi, og).transpose(1, 2), group_rows(dy, gi, og), dcg, 1.0, 0.0);  // W_g^T dy_g
+    }
+    Array image = dx.slice(0, n, n + 1, 1).squeeze(0);
+    EMBER_ON_DEVICE(grad.device(), col2im, dcols, image, s.kh, s.kw, g);
+  }
+  return dx;
+}
+
+Array conv2d_backward_weight(const Array& grad_in, const Array& x_in, const Shape& w_shape, const Conv2dGeom& g) {
+  const char* op = "conv2d_backward_weight";
+  check_float(op, grad_in, x_in);
+  const ConvShape s = conv_shape(op, x_in.shape(), w_shape, g);
+  EMBER_CHECK(grad_in.shape() == Shape({s.n, s.o, s.ho, s.wo}), op, "grad has shape ", shape_str(grad_in.shape()));
+  const Array grad = grad_in.contiguous(), x = x_in.contiguous();
+  const int64_t K = (s.c / g.groups) * s.kh * s.kw, L = s.ho * s.wo, og = s.o / g.groups;
+  Array dw = full({s.o, K}, 0.0, grad.dtype(), grad.device());
+  Array cols = Array::empty({s.c * s.kh * s.kw, L}, x.dtype(), x.device());
+  for (int64_t n = 0; n < s.n; ++n) {
+    EMBER_ON_DEVICE(x.device(), im2col, x.slice(0, n, n + 1, 1).squeeze(0), cols, s.kh, s.kw, g);
+    Array dy = grad.slice(0, n, n + 1, 1).reshape({s.o, L});
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      Array dwg = group_rows(dw, gi, og);
+      gemm_(group_rows(dy, gi, og), group_rows(cols, gi, K).transpose(1, 2), dwg, 1.0, 1.0);  // += dy_g cols_g^T
+    }
+  }
+  return dw.reshape(w_shape);
+}
+
+}  // namespace ember

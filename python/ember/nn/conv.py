@@ -1,0 +1,60 @@
+"""Conv1d and Conv2d: PyTorch's layers (parameter names, shapes (O, C/groups, *kernel) and
+initialisation: weight and bias uniform in +-1/sqrt(fan_in)), on ember.ops.conv."""
+from __future__ import annotations
+
+import math
+
+from .. import dtypes
+from ..ops import conv as C
+from ..ops.creation import empty
+from . import init
+from .module import Module, Parameter
+
+
+class _ConvNd(Module):
+    def __init__(self, dims, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, device,
+                 dtype):
+        super().__init__()
+        name = type(self).__name__
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"[{name}] groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        kernel = (kernel_size,) * dims if isinstance(kernel_size, int) else tuple(kernel_size)
+        if len(kernel) != dims:
+            raise ValueError(f"[{name}] kernel_size must be an int or {dims} ints, got {kernel_size!r}")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        dtype = dtype or dtypes.float32
+        self.weight = Parameter(empty(out_channels, in_channels // groups, *kernel, dtype=dtype, device=device))
+        self.bias = Parameter(empty(out_channels, dtype=dtype, device=device)) if bias else None
+        fan_in = (in_channels // groups) * math.prod(kernel)
+        bound = 1.0 / math.sqrt(fan_in)   # = kaiming_uniform(a=sqrt(5)), PyTorch's default
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def extra_repr(self):
+        extra = "".join(f", {k}={getattr(self, k)}" for k, d in (("stride", 1), ("padding", 0), ("dilation", 1),
+                                                                     ("groups", 1)) if getattr(self, k) != d)
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}{extra}"
+                + ("" if self.bias is not None else ", bias=False"))
+
+
+class Conv1d(_ConvNd):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 device=None, dtype=None):
+        super().__init__(1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, device,
+                         dtype)
+
+    def forward(self, x):
+        return C.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class Conv2d(_ConvNd):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 device=None, dtype=None):
+        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, device,
+                         dtype)
+
+    def forward(self, x):
+        return C.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
