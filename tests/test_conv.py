@@ -105,3 +105,77 @@ def test_conv_bad_input():
         F.conv2d(x, em.zeros(2, 3, 3, 3), stride=2, padding="same")
     with pytest.raises(ValueError, match=r"expects x \(N, C, H, W\)"):
         F.conv2d(em.zeros(3, 5, 5), em.zeros(2, 3, 3, 3))
+
+
+def np_pool(x, k, s, p, mode, count_include_pad=True):
+    """max/avg pooling by its definition (square windows, floor mode), float64."""
+    N, C, H, W = x.shape
+    fill = -np.inf if mode == "max" else 0.0
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    ones = np.pad(np.ones((H, W)), p)
+    oh, ow = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    out = np.zeros((N, C, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            win = xp[:, :, i * s:i * s + k, j * s:j * s + k]
+            if mode == "max":
+                out[:, :, i, j] = win.max((2, 3))
+            else:
+                out[:, :, i, j] = win.sum((2, 3)) / (k * k if count_include_pad else ones[i * s:i * s + k, j * s:j * s + k].sum())
+    return out
+
+
+def np_max_pool_grad(x, cot, k, s, p):
+    """Each output's cotangent goes to its window's first maximum (an exact reference: finite
+    differences misjudge windows whose two largest values are closer than the step)."""
+    N, C, H, W = x.shape
+    g = np.zeros_like(x)
+    for i in range(cot.shape[2]):
+        for j in range(cot.shape[3]):
+            r0, c0 = i * s - p, j * s - p
+            rows = [r for r in range(r0, r0 + k) if 0 <= r < H]
+            cols = [c for c in range(c0, c0 + k) if 0 <= c < W]
+            win = x[:, :, rows][:, :, :, cols].reshape(N, C, -1)
+            at = win.argmax(-1)
+            for n in range(N):
+                for ch in range(C):
+                    g[n, ch, rows[at[n, ch] // len(cols)], cols[at[n, ch] % len(cols)]] += cot[n, ch, i, j]
+    return g
+
+
+@pytest.mark.parametrize("shape,k,s,p", [((1, 1, 1, 1), 1, 1, 0), ((2, 3, 9, 7), 3, 2, 1), ((1, 2, 8, 8), 2, 2, 0),
+                                         ((2, 1, 5, 11), 3, 1, 1)])
+def test_pooling_matches_numpy(device, shape, k, s, p):
+    check_op(lambda x: F.max_pool2d(x, k, s, p), lambda x: np_pool(x, k, s, p, "max"), [shape], device, ulps=1,
+             np_grad=lambda i, cot, x: np_max_pool_grad(x, cot, k, s, p))
+    check_op(lambda x: F.avg_pool2d(x, k, s, p), lambda x: np_pool(x, k, s, p, "avg"), [shape], device, reduce_n=k * k)
+    check_op(lambda x: nn.AvgPool2d(k, s, p, count_include_pad=False)(x),
+             lambda x: np_pool(x, k, s, p, "avg", False), [shape], device, reduce_n=k * k)
+
+
+def test_adaptive_avg_pool_and_pytorch_rules():
+    torch = pytest.importorskip("torch")
+    r, _ = rng()
+    x = r.standard_normal((2, 3, 10, 7))
+    for f_em, f_t in [(lambda t: nn.AdaptiveAvgPool2d((3, 4))(t), lambda t: torch.nn.AdaptiveAvgPool2d((3, 4))(t)),
+                      (lambda t: nn.MaxPool2d((2, 3), (2, 1), 1, dilation=(2, 1), ceil_mode=True)(t),
+                       lambda t: torch.nn.MaxPool2d((2, 3), (2, 1), 1, dilation=(2, 1), ceil_mode=True)(t)),
+                      (lambda t: nn.AvgPool2d(3, 2, 1, ceil_mode=True)(t),
+                       lambda t: torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True)(t))]:
+        ex, tx = em.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        eo, to = f_em(ex), f_t(tx)
+        g = r.standard_normal(to.shape)
+        (eo * em.tensor(g)).sum().backward()
+        (to * torch.tensor(g)).sum().backward()
+        assert_close(eo.detach().numpy(), to.detach().numpy(), 1e-12)
+        assert_close(ex.grad.numpy(), tx.grad.numpy(), 1e-12)
+    gradcheck_op(lambda t: F.adaptive_avg_pool2d(t, (2, 3)), [(1, 2, 5, 7)])
+
+
+def test_pool_bad_input():
+    with pytest.raises(ValueError, match="does not fit"):
+        F.max_pool2d(em.zeros(1, 1, 2, 2), 5)
+    with pytest.raises(ValueError, match="at most half the kernel"):
+        F.max_pool2d(em.zeros(1, 1, 6, 6), 2, padding=2)
+    with pytest.raises(ValueError, match=r"expects x \(N, C, H, W\)"):
+        F.avg_pool2d(em.zeros(3, 4, 4), 2)

@@ -14,6 +14,19 @@ void init_nn(py::module_& m) {
     return conv2d(x, w, bias ? &*bias : nullptr, g);
   });
   m.def("conv2d_backward_input", &conv2d_backward_input);
+  py::enum_<PoolMode>(m, "PoolMode")
+      .value("max", PoolMode::max).value("avg", PoolMode::avg).value("adaptive_avg", PoolMode::adaptive_avg);
+  py::class_<Pool2dGeom>(m, "Pool2dGeom")
+      .def(py::init([](PoolMode mode, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                       int64_t dh, int64_t dw, int64_t oh, int64_t ow, bool count_include_pad) {
+        return Pool2dGeom{mode, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, count_include_pad};
+      }));
+  m.def("pool2d", [](const Array& x, const Pool2dGeom& g) {
+    auto [out, idx] = pool2d(x, g);
+    return py::make_tuple(out, idx.defined() ? py::cast(idx) : py::none());
+  });
+  m.def("pool2d_backward", [](const Array& grad, std::optional<Array> indices, const Shape& x_shape,
+                              const Pool2dGeom& g) { return pool2d_backward(grad, or_empty(indices), x_shape, g); });
   m.def("conv2d_backward_weight", &conv2d_backward_weight);
   py::enum_<RnnKind>(m, "RnnKind")
       .value("rnn_tanh", RnnKind::rnn_tanh).value("rnn_relu", RnnKind::rnn_relu).value("lstm", RnnKind::lstm)

@@ -60,6 +60,9 @@
   /* into a zeroed x. */                                                                           \
   void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeom& g);           \
   void col2im(const Array& cols, Array& x, int64_t kh, int64_t kw, const Conv2dGeom& g);           \
+  /* pool.{cpp,cu}: x/out contiguous (planes, H, W) / (planes, oh, ow); indices int64 or empty. */ \
+  void pool2d(const Array& x, Array& out, Array& indices, const Pool2dGeom& g);                     \
+  void pool2d_backward(const Array& grad, const Array& indices, Array& dx, const Pool2dGeom& g);    \
   /* random.{cpp,cu} */                                                                            \
   void random_uniform(Array& out, double lo, double hi, uint64_t seed, uint64_t offset);           \
   void random_normal(Array& out, double mean, double std, uint64_t seed, uint64_t offset);         \

@@ -60,6 +60,20 @@ Array conv2d(const Array& x, const Array& w, const Array* bias, const Conv2dGeom
 Array conv2d_backward_input(const Array& grad, const Array& w, const Shape& x_shape, const Conv2dGeom& g);
 Array conv2d_backward_weight(const Array& grad, const Array& x, const Shape& w_shape, const Conv2dGeom& g);
 
+// 2-d pooling over NCHW planes. max: windows of kernel x kernel (stride, padding, dilation), padding
+// never wins; returns the values and each maximum's flat index in its H*W plane (PyTorch's). avg:
+// padding counts as zeros in the divisor when count_include_pad. adaptive avg: output cell (i, j)
+// averages rows [floor(i H / oh), ceil((i + 1) H / oh)) and likewise for columns.
+enum class PoolMode : uint8_t { max, avg, adaptive_avg };
+struct Pool2dGeom {
+  PoolMode mode = PoolMode::max;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  int64_t out_h = 0, out_w = 0;  // the output size (computed by the Python layer, PyTorch's formulas)
+  bool count_include_pad = true;
+};
+std::pair<Array, Array> pool2d(const Array& x, const Pool2dGeom& g);  // (values, indices: empty unless max)
+Array pool2d_backward(const Array& grad, const Array& indices, const Shape& x_shape, const Pool2dGeom& g);
+
 // Copy / cast / fill / creation.
 void copy_(Array& dst, const Array& src);  // broadcasts src to dst's shape, casts dtype, any devices
 Array full(const Shape& shape, double value, DType dtype, Device device);

@@ -7,6 +7,7 @@ from ..ops.elementwise import abs, clamp, exp, gelu, log, maximum, relu, sigmoid
 from ..ops.conv import conv1d, conv2d  # noqa: F401
 from ..ops.linalg import linear  # noqa: F401
 from ..ops.loss import cross_entropy  # noqa: F401
+from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from ..ops.reduce import log_softmax, softmax  # noqa: F401
 from ..tensor import Tensor
 
