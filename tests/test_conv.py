@@ -179,3 +179,43 @@ def test_pool_bad_input():
         F.max_pool2d(em.zeros(1, 1, 6, 6), 2, padding=2)
     with pytest.raises(ValueError, match=r"expects x \(N, C, H, W\)"):
         F.avg_pool2d(em.zeros(3, 4, 4), 2)
+
+
+def np_batch_norm(x, gamma, beta, eps=1e-5):
+    dims = (0,) + tuple(range(2, x.ndim))
+    view = (1, -1) + (1,) * (x.ndim - 2)
+    mean, var = x.mean(dims), x.var(dims)
+    return (x - mean.reshape(view)) / np.sqrt(var.reshape(view) + eps) * gamma.reshape(view) + beta.reshape(view)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (7, 3), (5, 3, 4), (2, 1, 1, 3)])
+def test_batch_norm_training_matches_numpy(device, shape):
+    check_op(lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True),
+             lambda x, g, b: np_batch_norm(x, g, b), [shape, (shape[1],), (shape[1],)], device,
+             reduce_n=int(np.prod(shape)) // shape[1], ulps=32)
+
+
+def test_batch_norm_layers_follow_pytorch():
+    torch = pytest.importorskip("torch")
+    r, _ = rng()
+    for shape, t_cls, e_cls in [((4, 3, 5, 6), torch.nn.BatchNorm2d, nn.BatchNorm2d),
+                                ((7, 3), torch.nn.BatchNorm1d, nn.BatchNorm1d)]:
+        tm, emm = t_cls(3, momentum=0.3).double(), e_cls(3, momentum=0.3).double()
+        assert set(emm.state_dict()) == set(tm.state_dict())
+        for _ in range(3):  # running statistics after several training steps
+            x = r.standard_normal(shape) * 2 + 1
+            tm(torch.tensor(x)), emm(em.tensor(x))
+        for k, v in tm.state_dict().items():
+            assert_close(emm.state_dict()[k].detach().double().numpy(), v.double().numpy(), 1e-12, msg=k)
+        tm.eval(), emm.eval()
+        x = r.standard_normal(shape)
+        assert_close(emm(em.tensor(x)).detach().numpy(), tm(torch.tensor(x)).detach().numpy(), 1e-12)
+
+
+def test_batch_norm_bad_input():
+    with pytest.raises(ValueError, match="4-d input"):
+        nn.BatchNorm2d(3)(em.zeros(2, 3))
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        nn.BatchNorm1d(3)(em.zeros(1, 3))
+    with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
+        F.batch_norm(em.zeros(2, 3), None, None, em.ones(4), None, training=True)

@@ -6,6 +6,7 @@ from .containers import ModuleDict, ModuleList, Sequential  # noqa: F401
 from .layers import Dense, Dropout, Flatten, Linear  # noqa: F401
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, Parameter  # noqa: F401
+from .norm import BatchNorm1d, BatchNorm2d  # noqa: F401
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .module import _bind_training_methods

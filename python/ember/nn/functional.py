@@ -86,3 +86,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
     from ..ops.creation import rand
     keep = rand(*x.shape, generator=generator, device=x.device) >= p
     return where(keep, x * (1.0 / (1.0 - p)), 0.0)
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    from .norm import batch_norm as _batch_norm
+    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
