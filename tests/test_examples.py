@@ -38,3 +38,8 @@ def test_sequence_digits_learns():
     first, last = (float(v) for v in text.split("first epoch accuracy")[1].split("\n")[0].split(" last "))
     accuracy = float(text.split("test accuracy")[1])
     assert last > first + 0.5 and accuracy > 0.9, text
+
+
+def test_cnn_digits_reaches_98_percent():
+    text = run_example("cnn_digits.py")
+    assert float(text.split("test accuracy")[1]) >= 0.98, text
