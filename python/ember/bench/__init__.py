@@ -10,6 +10,7 @@ import importlib
 SUITES = {
     "elementwise": "ember.bench.elementwise",  # binary/unary ops and reductions, GB/s
     "gemm": "ember.bench.gemm",                # matmul, GFLOP/s
+    "conv": "ember.bench.conv",                # conv2d forward and forward+backward, GFLOP/s
     "rnn": "ember.bench.rnn",                  # LSTM/GRU forward + backward, GFLOP/s of the GEMM work
     "train": "ember.bench.train",              # MLP training step (ms) and the fused Adam update (GB/s)
 }
