@@ -41,4 +41,32 @@ EMBER_HD PoolWindow pool_window(const Pool2dGeom& g, int64_t H, int64_t W, int64
   return w;
 }
 
+// Output cell (i, j) of one plane: the window's maximum and its flat index (max; NaN wins, as in
+// PyTorch; index -1 if the window holds no input), or its average (index unused).
+template <typename T>
+EMBER_HD void pool_cell(const Pool2dGeom& g, const T* in, int64_t H, int64_t W, int64_t i, int64_t j, T& value,
+                        int64_t& index) {
+  const PoolWindow w = pool_window(g, H, W, i, j);
+  if (g.mode != PoolMode::max) {
+    double s = 0;
+    for (int64_t r = w.h0; r < w.h1; ++r)
+      for (int64_t c = w.w0; c < w.w1; ++c) s += double(in[r * W + c]);
+    value = T(s / w.divisor), index = -1;
+    return;
+  }
+  T best = T(0);
+  int64_t at = -1;
+  for (int64_t a = 0; a < w.h1; ++a) {
+    const int64_t r = w.h0 + a * g.dilation_h;
+    if (r < 0 || r >= H) continue;
+    for (int64_t b = 0; b < w.w1; ++b) {
+      const int64_t c = w.w0 + b * g.dilation_w;
+      if (c < 0 || c >= W) continue;
+      const T v = in[r * W + c];
+      if (at < 0 || v > best || (v != v && best == best)) best = v, at = r * W + c;
+    }
+  }
+  value = best, index = at;
+}
+
 }  // namespace ember

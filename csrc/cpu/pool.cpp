@@ -1,7 +1,6 @@
 // Pooling on the CPU: planes (one image channel each) go to threads; within a plane each output
 // cell walks its window (core/pool_math.h). The backward adds each output's gradient back to the
 // input positions it read, plane by plane, in a fixed order (deterministic without atomics).
-#include <cmath>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/pool_math.h"
@@ -23,32 +22,11 @@ void pool2d(const Array& x, Array& out, Array& indices, const Pool2dGeom& g) {
         const T* in = x.data<T>() + p * H * W;
         T* o = out.data<T>() + p * oh * ow;
         int64_t* idx = indices.defined() ? indices.data<int64_t>() + p * oh * ow : nullptr;
-        for (int64_t i = 0; i < oh; ++i)
-          for (int64_t j = 0; j < ow; ++j) {
-            const PoolWindow w = pool_window(g, H, W, i, j);
-            if (g.mode == PoolMode::max) {
-              T best = -INFINITY;
-              int64_t at = -1;
-              for (int64_t a = 0; a < w.h1; ++a) {
-                const int64_t r = w.h0 + a * g.dilation_h;
-                if (r < 0 || r >= H) continue;
-                for (int64_t b = 0; b < w.w1; ++b) {
-                  const int64_t c = w.w0 + b * g.dilation_w;
-                  if (c < 0 || c >= W) continue;
-                  const T v = in[r * W + c];
-                  if (at < 0 || v > best || std::isnan(v)) best = v, at = r * W + c;  // NaN wins, as in PyTorch
-                  if (std::isnan(v)) break;
-                }
-              }
-              o[i * ow + j] = best;
-              idx[i * ow + j] = at;
-            } else {
-              double s = 0;
-              for (int64_t r = w.h0; r < w.h1; ++r)
-                for (int64_t c = w.w0; c < w.w1; ++c) s += double(in[r * W + c]);
-              o[i * ow + j] = T(s / w.divisor);
-            }
-          }
+        for (int64_t e = 0; e < oh * ow; ++e) {
+          int64_t at;
+          pool_cell(g, in, H, W, e / ow, e % ow, o[e], at);
+          if (idx) idx[e] = at;
+        }
       }
     });
   });

@@ -1,7 +1,6 @@
 // Pooling on CUDA: the forward is a thread per output cell (core/pool_math.h windows, the CPU's);
 // the backward is a thread per plane walking its outputs in order, so overlapping windows add into
 // the input gradient in a fixed order with no atomics (bitwise reproducible; planes are many).
-#include <cmath>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/pool_math.h"
@@ -17,29 +16,9 @@ __global__ void __launch_bounds__(kThreads) pool_kernel(const T* x, T* out, int6
   const int64_t per = g.out_h * g.out_w;
   for (int64_t e = dev::global_thread(); e < planes * per; e += dev::grid_threads()) {
     const int64_t p = e / per, i = (e % per) / g.out_w, j = e % g.out_w;
-    const T* in = x + p * H * W;
-    const PoolWindow w = pool_window(g, H, W, i, j);
-    if (g.mode == PoolMode::max) {
-      T best = -INFINITY;
-      int64_t at = -1;
-      for (int64_t a = 0; a < w.h1; ++a) {
-        const int64_t r = w.h0 + a * g.dilation_h;
-        if (r < 0 || r >= H) continue;
-        for (int64_t b = 0; b < w.w1; ++b) {
-          const int64_t c = w.w0 + b * g.dilation_w;
-          if (c < 0 || c >= W) continue;
-          const T v = in[r * W + c];
-          if (at < 0 || v > best || isnan(v)) best = v, at = r * W + c;
-        }
-      }
-      out[e] = best;
-      indices[e] = at;
-    } else {
-      double s = 0;
-      for (int64_t r = w.h0; r < w.h1; ++r)
-        for (int64_t c = w.w0; c < w.w1; ++c) s += double(in[r * W + c]);
-      out[e] = T(s / w.divisor);
-    }
+    int64_t at;
+    pool_cell(g, x + p * H * W, H, W, i, j, out[e], at);
+    if (indices) indices[e] = at;
   }
 }
 
