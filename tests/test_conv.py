@@ -38,6 +38,9 @@ GRID = [  # x shape, weight shape, stride, padding, dilation, groups
     ((1, 3, 8, 7), (5, 3, 1, 1), 1, 0, 1, 1),        # 1x1
     ((2, 2, 7, 7), (3, 2, 4, 4), 1, "same", 1, 1),   # even kernel, 'same'
     ((1, 2, 11, 13), (2, 2, 5, 5), 3, 2, 2, 1),
+    ((1, 3, 7, 9), (3, 1, 2, 3), 1, "same", (2, 1), 3),   # depthwise (direct kernels), even kernel height
+    ((2, 5, 6, 7), (5, 1, 3, 3), (1, 2), (1, 0), 1, 5),    # depthwise, uneven stride/padding
+    ((1, 2, 5, 5), (4, 1, 3, 3), 1, 1, 1, 2),             # channel multiplier 2: im2col + GEMM
 ]
 
 

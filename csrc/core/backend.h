@@ -60,6 +60,11 @@
   /* into a zeroed x. */                                                                           \
   void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeom& g);           \
   void col2im(const Array& cols, Array& x, int64_t kh, int64_t kw, const Conv2dGeom& g);           \
+  /* Depthwise (one input and one output channel per group), direct: x (N, C, H, W), w (C, KH, KW), */ \
+  /* y (N, C, Ho, Wo), all contiguous; dx and dw are written whole (not accumulated). */          \
+  void depthwise_conv2d(const Array& x, const Array& w, Array& y, const Conv2dGeom& g);            \
+  void depthwise_conv2d_backward_input(const Array& dy, const Array& w, Array& dx, const Conv2dGeom& g); \
+  void depthwise_conv2d_backward_weight(const Array& dy, const Array& x, Array& dw, const Conv2dGeom& g); \
   /* pool.{cpp,cu}: x/out contiguous (planes, H, W) / (planes, oh, ow); indices int64 or empty. */ \
   void pool2d(const Array& x, Array& out, Array& indices, const Pool2dGeom& g);                     \
   void pool2d_backward(const Array& grad, const Array& indices, Array& dx, const Pool2dGeom& g);    \

@@ -4,6 +4,7 @@
 // pieces: dx = fold(W^T @ dy) (col2im), dW = sum over images of dy @ cols^T (accumulated by the GEMM).
 #include "core/ops.h"
 #include "core/backend.h"
+#include <algorithm>
 
 namespace ember {
 
@@ -42,8 +43,46 @@ void check_float(const char* op, const Array& a, const Array& b) {
                 dtype_name(b.dtype()));
 }
 
+// One input and one output channel per group: the direct depthwise kernels, not im2col + GEMM.
+bool depthwise(const ConvShape& s, const Conv2dGeom& g) { return g.groups == s.c && s.o == s.c && s.c > 1; }
+
 // Rows [g*rows, (g+1)*rows) of a 2-d array, as the (1, rows, cols) view gemm_ takes.
 Array group_rows(const Array& a, int64_t g, int64_t rows) { return a.slice(0, g * rows, (g + 1) * rows, 1).unsqueeze(0); }
+
+}  // namespace
+
+namespace {
+
+// Images unfolded together: as many as fit in kUnfoldBytes of columns, so small images (LeNet's
+// 10x10 outputs) make one large GEMM per group instead of N tiny ones, while large ones (ResNet's
+// 56x56) go one at a time and need no reordering copy.
+constexpr int64_t kUnfoldBytes = int64_t(16) << 20;
+
+int64_t images_per_chunk(const ConvShape& s, int64_t L, size_t item) {
+  const int64_t per_image = s.c * s.kh * s.kw * L * int64_t(item);
+  return std::max<int64_t>(1, std::min<int64_t>(s.n, kUnfoldBytes / std::max<int64_t>(per_image, 1)));
+}
+
+// Columns [i L, (i + 1) L) of a (rows, nb L) buffer: image i's block.
+Array image_cols(const Array& cols, int64_t i, int64_t L) { return cols.slice(1, i * L, (i + 1) * L, 1); }
+
+// Images [n0, n0 + b) of a (N, O, Ho, Wo) array as the (O, b L) operand of the GEMM: a view when b is
+// 1, else a reordered copy in `buf`; rows_to_images is the way back.
+Array as_rows(const Array& images, int64_t n0, int64_t b, int64_t o, int64_t L, Array& buf) {
+  if (b == 1) return images.slice(0, n0, n0 + 1, 1).reshape({o, L});
+  Array rows = buf.slice(1, 0, b * L, 1);
+  Array dst = rows.reshape({o, b, L});
+  copy_(dst, images.slice(0, n0, n0 + b, 1).reshape({b, o, L}).permute({1, 0, 2}));
+  return rows;
+}
+
+void rows_to_images(const Array& rows, Array& images, int64_t n0, int64_t b, int64_t o, int64_t L) {
+  if (b == 1) return;  // the GEMM wrote into the image's view directly
+  Array dst = images.slice(0, n0, n0 + b, 1).reshape({b, o, L});
+  copy_(dst, rows.reshape({o, b, L}).permute({1, 0, 2}));
+}
+
+Array scratch(int64_t rows, int64_t cols, const Array& like) { return Array::empty({rows, cols}, like.dtype(), like.device()); }
 
 }  // namespace
 
@@ -54,13 +93,24 @@ Array conv2d(const Array& x_in, const Array& w_in, const Array* bias, const Conv
   const Array x = x_in.contiguous(), w = w_in.contiguous().reshape({s.o, -1});
   const int64_t K = (s.c / g.groups) * s.kh * s.kw, L = s.ho * s.wo, og = s.o / g.groups;
   Array out = Array::empty({s.n, s.o, s.ho, s.wo}, x.dtype(), x.device());
-  Array cols = Array::empty({s.c * s.kh * s.kw, L}, x.dtype(), x.device());
-  for (int64_t n = 0; n < s.n; ++n) {
-    Array image = x.slice(0, n, n + 1, 1).squeeze(0), y = out.slice(0, n, n + 1, 1).reshape({s.o, L});
-    EMBER_ON_DEVICE(x.device(), im2col, image, cols, s.kh, s.kw, g);
-    for (int64_t gi = 0; gi < g.groups; ++gi) {
-      Array yg = group_rows(y, gi, og);
-      gemm_(group_rows(w, gi, og), group_rows(cols, gi, K), yg, 1.0, 0.0);
+  if (depthwise(s, g)) {
+    EMBER_ON_DEVICE(x.device(), depthwise_conv2d, x, w.reshape({s.c, s.kh, s.kw}), out, g);
+  } else {
+    const int64_t nb = images_per_chunk(s, L, x.itemsize());
+    Array cols = scratch(s.c * s.kh * s.kw, nb * L, x), ybuf = nb > 1 ? scratch(s.o, nb * L, x) : Array();
+    for (int64_t n0 = 0; n0 < s.n; n0 += nb) {
+      const int64_t b = std::min(nb, s.n - n0);
+      for (int64_t i = 0; i < b; ++i) {
+        Array block = image_cols(cols, i, L);
+        EMBER_ON_DEVICE(x.device(), im2col, x.slice(0, n0 + i, n0 + i + 1, 1).squeeze(0), block, s.kh, s.kw, g);
+      }
+      Array y = b == 1 ? out.slice(0, n0, n0 + 1, 1).reshape({s.o, L}) : ybuf.slice(1, 0, b * L, 1);
+      Array cb = cols.slice(1, 0, b * L, 1);
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        Array yg = group_rows(y, gi, og);
+        gemm_(group_rows(w, gi, og), group_rows(cb, gi, K), yg, 1.0, 0.0);
+      }
+      rows_to_images(y, out, n0, b, s.o, L);
     }
   }
   if (!bias) return out;
@@ -77,16 +127,25 @@ Array conv2d_backward_input(const Array& grad_in, const Array& w_in, const Shape
   EMBER_CHECK(grad_in.shape() == Shape({s.n, s.o, s.ho, s.wo}), op, "grad has shape ", shape_str(grad_in.shape()));
   const Array grad = grad_in.contiguous(), w = w_in.contiguous().reshape({s.o, -1});
   const int64_t K = (s.c / g.groups) * s.kh * s.kw, L = s.ho * s.wo, og = s.o / g.groups;
+  if (depthwise(s, g)) {
+    Array dx = Array::empty(x_shape, grad.dtype(), grad.device());
+    EMBER_ON_DEVICE(grad.device(), depthwise_conv2d_backward_input, grad, w.reshape({s.c, s.kh, s.kw}), dx, g);
+    return dx;
+  }
   Array dx = full(x_shape, 0.0, grad.dtype(), grad.device());
-  Array dcols = Array::empty({s.c * s.kh * s.kw, L}, grad.dtype(), grad.device());
-  for (int64_t n = 0; n < s.n; ++n) {
-    Array dy = grad.slice(0, n, n + 1, 1).reshape({s.o, L});
+  const int64_t nb = images_per_chunk(s, L, grad.itemsize());
+  Array dcols = scratch(s.c * s.kh * s.kw, nb * L, grad), dybuf = nb > 1 ? scratch(s.o, nb * L, grad) : Array();
+  for (int64_t n0 = 0; n0 < s.n; n0 += nb) {
+    const int64_t b = std::min(nb, s.n - n0);
+    Array dy = as_rows(grad, n0, b, s.o, L, dybuf), db = dcols.slice(1, 0, b * L, 1);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
-      Array dcg = group_rows(dcols, gi, K);
+      Array dcg = group_rows(db, gi, K);
       gemm_(group_rows(w, gi, og).transpose(1, 2), group_rows(dy, gi, og), dcg, 1.0, 0.0);  // W_g^T dy_g
     }
-    Array image = dx.slice(0, n, n + 1, 1).squeeze(0);
-    EMBER_ON_DEVICE(grad.device(), col2im, dcols, image, s.kh, s.kw, g);
+    for (int64_t i = 0; i < b; ++i) {
+      Array image = dx.slice(0, n0 + i, n0 + i + 1, 1).squeeze(0);
+      EMBER_ON_DEVICE(grad.device(), col2im, image_cols(dcols, i, L), image, s.kh, s.kw, g);
+    }
   }
   return dx;
 }
@@ -98,14 +157,24 @@ Array conv2d_backward_weight(const Array& grad_in, const Array& x_in, const Shap
   EMBER_CHECK(grad_in.shape() == Shape({s.n, s.o, s.ho, s.wo}), op, "grad has shape ", shape_str(grad_in.shape()));
   const Array grad = grad_in.contiguous(), x = x_in.contiguous();
   const int64_t K = (s.c / g.groups) * s.kh * s.kw, L = s.ho * s.wo, og = s.o / g.groups;
+  if (depthwise(s, g)) {
+    Array dw = Array::empty({s.c, s.kh, s.kw}, grad.dtype(), grad.device());
+    EMBER_ON_DEVICE(grad.device(), depthwise_conv2d_backward_weight, grad, x, dw, g);
+    return dw.reshape(w_shape);
+  }
   Array dw = full({s.o, K}, 0.0, grad.dtype(), grad.device());
-  Array cols = Array::empty({s.c * s.kh * s.kw, L}, x.dtype(), x.device());
-  for (int64_t n = 0; n < s.n; ++n) {
-    EMBER_ON_DEVICE(x.device(), im2col, x.slice(0, n, n + 1, 1).squeeze(0), cols, s.kh, s.kw, g);
-    Array dy = grad.slice(0, n, n + 1, 1).reshape({s.o, L});
+  const int64_t nb = images_per_chunk(s, L, x.itemsize());
+  Array cols = scratch(s.c * s.kh * s.kw, nb * L, x), dybuf = nb > 1 ? scratch(s.o, nb * L, x) : Array();
+  for (int64_t n0 = 0; n0 < s.n; n0 += nb) {
+    const int64_t b = std::min(nb, s.n - n0);
+    for (int64_t i = 0; i < b; ++i) {
+      Array block = image_cols(cols, i, L);
+      EMBER_ON_DEVICE(x.device(), im2col, x.slice(0, n0 + i, n0 + i + 1, 1).squeeze(0), block, s.kh, s.kw, g);
+    }
+    Array dy = as_rows(grad, n0, b, s.o, L, dybuf), cb = cols.slice(1, 0, b * L, 1);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       Array dwg = group_rows(dw, gi, og);
-      gemm_(group_rows(dy, gi, og), group_rows(cols, gi, K).transpose(1, 2), dwg, 1.0, 1.0);  // += dy_g cols_g^T
+      gemm_(group_rows(dy, gi, og), group_rows(cb, gi, K).transpose(1, 2), dwg, 1.0, 1.0);  // += dy_g cols_g^T
     }
   }
   return dw.reshape(w_shape);

@@ -1,5 +1,5 @@
 // Convolution's data movement on the CPU (the arithmetic is ember's GEMM, driven by core/conv.cpp).
-// im2col: row (c, ki, kj) of cols holds, for every output position, the input pixel that kernel tap
+// im2col: row (c, ki, kj) of cols (any row stride: several images may share one buffer) holds, for every output position, the input pixel that kernel tap
 // meets (0 in the padding), so a convolution is W (O, C*KH*KW) @ cols (C*KH*KW, Ho*Wo). Each row is a
 // strided copy of one input plane; rows go to threads. col2im adds the rows back into the image; rows
 // of one channel touch only that channel's plane, so channels go to threads without write conflicts.
@@ -43,7 +43,7 @@ void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeo
         int64_t oh_lo, oh_hi, ow_lo, ow_hi;
         valid_range(t.ih0, g.stride_h, H, ho, oh_lo, oh_hi);
         valid_range(t.iw0, g.stride_w, W, wo, ow_lo, ow_hi);
-        T* row = dst + r * L;
+        T* row = dst + r * cols.strides()[0];
         const T* plane = src + c * H * W;
         std::fill(row, row + oh_lo * wo, T(0));
         for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
@@ -80,13 +80,120 @@ void col2im(const Array& cols, Array& x, int64_t kh, int64_t kw, const Conv2dGeo
             int64_t oh_lo, oh_hi, ow_lo, ow_hi;
             valid_range(t.ih0, g.stride_h, H, ho, oh_lo, oh_hi);
             valid_range(t.iw0, g.stride_w, W, wo, ow_lo, ow_hi);
-            const T* row = src + ((c * kh + ki) * kw + kj) * L;
+            const T* row = src + ((c * kh + ki) * kw + kj) * cols.strides()[0];
             for (int64_t oh = oh_lo; oh < oh_hi; ++oh) {
               T* out = plane + (oh * g.stride_h + t.ih0) * W + t.iw0;
               const T* in = row + oh * wo;
               for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out[ow * g.stride_w] += in[ow];
             }
           }
+      }
+    });
+  });
+}
+
+// ---- depthwise, direct ------------------------------------------------------------------------
+// One channel per group makes each group's GEMM 1 x KH*KW x Ho*Wo: all overhead. Direct loops
+// instead: per (image, channel) plane and kernel tap, one pass over the output rows that tap reaches,
+// contiguous along the output row when the stride is 1 (vectorised).
+
+namespace {
+
+struct Plane {
+  int64_t H, W, ho, wo, kh, kw;
+};
+
+Plane plane_of(const Array& x, const Array& w, const Array& y) {
+  return {x.shape(2), x.shape(3), y.shape(2), y.shape(3), w.shape(1), w.shape(2)};
+}
+
+// body(tap_value_index, input offset of output (oh, 0) for this tap, oh, ow_lo, ow_hi) for every tap
+// and every output row that reads inside the input.
+template <typename F>
+void for_each_tap_row(const Plane& p, const Conv2dGeom& g, F body) {
+  for (int64_t ki = 0; ki < p.kh; ++ki)
+    for (int64_t kj = 0; kj < p.kw; ++kj) {
+      const Tap t = tap(ki, kj, g);
+      int64_t oh_lo, oh_hi, ow_lo, ow_hi;
+      valid_range(t.ih0, g.stride_h, p.H, p.ho, oh_lo, oh_hi);
+      valid_range(t.iw0, g.stride_w, p.W, p.wo, ow_lo, ow_hi);
+      for (int64_t oh = oh_lo; oh < oh_hi; ++oh)
+        body(ki * p.kw + kj, (oh * g.stride_h + t.ih0) * p.W + t.iw0, oh, ow_lo, ow_hi);
+    }
+}
+
+}  // namespace
+
+void depthwise_conv2d(const Array& x, const Array& w, Array& y, const Conv2dGeom& g) {
+  const Plane p = plane_of(x, w, y);
+  const int64_t C = x.shape(1), planes = x.shape(0) * C;
+  dispatch_f32_f64(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    parallel_for(planes, std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(1, p.ho * p.wo * p.kh * p.kw)),
+                 [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) {
+        const T* in = x.data<T>() + q * p.H * p.W;
+        const T* wk = w.data<T>() + (q % C) * p.kh * p.kw;
+        T* out = y.data<T>() + q * p.ho * p.wo;
+        std::fill(out, out + p.ho * p.wo, T(0));
+        for_each_tap_row(p, g, [&](int64_t k, int64_t at, int64_t oh, int64_t lo, int64_t hi) {
+          const T wv = wk[k];
+          T* o = out + oh * p.wo;
+          const T* i = in + at;
+          if (g.stride_w == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * i[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * i[ow * g.stride_w];
+          }
+        });
+      }
+    });
+  });
+}
+
+void depthwise_conv2d_backward_input(const Array& dy, const Array& w, Array& dx, const Conv2dGeom& g) {
+  const Plane p = plane_of(dx, w, dy);
+  const int64_t C = dx.shape(1), planes = dx.shape(0) * C;
+  dispatch_f32_f64(dx.dtype(), "conv2d_backward_input", [&](auto tag) {
+    using T = decltype(tag);
+    parallel_for(planes, std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(1, p.ho * p.wo * p.kh * p.kw)),
+                 [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) {
+        const T* gy = dy.data<T>() + q * p.ho * p.wo;
+        const T* wk = w.data<T>() + (q % C) * p.kh * p.kw;
+        T* d = dx.data<T>() + q * p.H * p.W;
+        std::fill(d, d + p.H * p.W, T(0));
+        for_each_tap_row(p, g, [&](int64_t k, int64_t at, int64_t oh, int64_t lo, int64_t hi) {
+          const T wv = wk[k];
+          const T* o = gy + oh * p.wo;
+          T* i = d + at;
+          for (int64_t ow = lo; ow < hi; ++ow) i[ow * g.stride_w] += wv * o[ow];
+        });
+      }
+    });
+  });
+}
+
+void depthwise_conv2d_backward_weight(const Array& dy, const Array& x, Array& dw, const Conv2dGeom& g) {
+  const Plane p = plane_of(x, dw, dy);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  dispatch_f32_f64(x.dtype(), "conv2d_backward_weight", [&](auto tag) {
+    using T = decltype(tag);
+    parallel_for(C, 1, [&](int64_t c0, int64_t c1) {  // a channel's taps sum over every image: no conflicts
+      for (int64_t c = c0; c < c1; ++c) {
+        T* wk = dw.data<T>() + c * p.kh * p.kw;
+        std::fill(wk, wk + p.kh * p.kw, T(0));
+        for (int64_t n = 0; n < N; ++n) {
+          const T* in = x.data<T>() + (n * C + c) * p.H * p.W;
+          const T* gy = dy.data<T>() + (n * C + c) * p.ho * p.wo;
+          for_each_tap_row(p, g, [&](int64_t k, int64_t at, int64_t oh, int64_t lo, int64_t hi) {
+            const T* o = gy + oh * p.wo;
+            const T* i = in + at;
+            T s = 0;
+            for (int64_t ow = lo; ow < hi; ++ow) s += o[ow] * i[ow * g.stride_w];
+            wk[k] += s;
+          });
+        }
       }
     });
   });

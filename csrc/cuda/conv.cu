@@ -12,6 +12,7 @@ namespace {
 
 struct Dims {
   int64_t C, H, W, kh, kw, ho, wo;
+  int64_t ld = 0;  // cols' row stride (several images may share one buffer)
 };
 
 template <typename T>
@@ -21,13 +22,13 @@ __global__ void __launch_bounds__(kThreads) im2col_kernel(const T* x, T* cols, D
     const int64_t r = e / L, l = e % L, c = r / (d.kh * d.kw), ki = (r / d.kw) % d.kh, kj = r % d.kw;
     const int64_t ih = (l / d.wo) * g.stride_h + ki * g.dilation_h - g.pad_top;
     const int64_t iw = (l % d.wo) * g.stride_w + kj * g.dilation_w - g.pad_left;
-    cols[e] = (ih >= 0 && ih < d.H && iw >= 0 && iw < d.W) ? x[(c * d.H + ih) * d.W + iw] : T(0);
+    cols[r * d.ld + l] = (ih >= 0 && ih < d.H && iw >= 0 && iw < d.W) ? x[(c * d.H + ih) * d.W + iw] : T(0);
   }
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) col2im_kernel(const T* cols, T* x, Dims d, Conv2dGeom g) {
-  const int64_t L = d.ho * d.wo, total = d.C * d.H * d.W;
+  const int64_t total = d.C * d.H * d.W;
   for (int64_t e = dev::global_thread(); e < total; e += dev::grid_threads()) {
     const int64_t c = e / (d.H * d.W), ih = (e / d.W) % d.H, iw = e % d.W;
     T acc = 0;
@@ -37,17 +38,84 @@ __global__ void __launch_bounds__(kThreads) col2im_kernel(const T* cols, T* x, D
       for (int64_t kj = 0; kj < d.kw; ++kj) {
         const int64_t x_ = iw + g.pad_left - kj * g.dilation_w;
         if (x_ < 0 || x_ % g.stride_w || x_ / g.stride_w >= d.wo) continue;
-        acc += cols[((c * d.kh + ki) * d.kw + kj) * L + (y / g.stride_h) * d.wo + x_ / g.stride_w];
+        acc += cols[((c * d.kh + ki) * d.kw + kj) * d.ld + (y / g.stride_h) * d.wo + x_ / g.stride_w];
       }
     }
     x[e] += acc;
   }
 }
 
+// Depthwise, direct: a thread per output (forward), per input pixel (input gradient, gathering the
+// outputs that read it) and per (channel, tap) (weight gradient, summing over images and outputs).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) depthwise_kernel(const T* x, const T* w, T* y, int64_t N, Dims d,
+                                                             Conv2dGeom g) {
+  const int64_t total = N * d.C * d.ho * d.wo;
+  for (int64_t e = dev::global_thread(); e < total; e += dev::grid_threads()) {
+    const int64_t q = e / (d.ho * d.wo), oh = (e / d.wo) % d.ho, ow = e % d.wo, c = q % d.C;
+    T acc = 0;
+    for (int64_t ki = 0; ki < d.kh; ++ki) {
+      const int64_t ih = oh * g.stride_h + ki * g.dilation_h - g.pad_top;
+      if (ih < 0 || ih >= d.H) continue;
+      for (int64_t kj = 0; kj < d.kw; ++kj) {
+        const int64_t iw = ow * g.stride_w + kj * g.dilation_w - g.pad_left;
+        if (iw >= 0 && iw < d.W) acc += w[(c * d.kh + ki) * d.kw + kj] * x[(q * d.H + ih) * d.W + iw];
+      }
+    }
+    y[e] = acc;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) depthwise_input_kernel(const T* dy, const T* w, T* dx, int64_t N, Dims d,
+                                                                   Conv2dGeom g) {
+  const int64_t total = N * d.C * d.H * d.W;
+  for (int64_t e = dev::global_thread(); e < total; e += dev::grid_threads()) {
+    const int64_t q = e / (d.H * d.W), ih = (e / d.W) % d.H, iw = e % d.W, c = q % d.C;
+    T acc = 0;
+    for (int64_t ki = 0; ki < d.kh; ++ki) {
+      const int64_t y_ = ih + g.pad_top - ki * g.dilation_h;
+      if (y_ < 0 || y_ % g.stride_h || y_ / g.stride_h >= d.ho) continue;
+      for (int64_t kj = 0; kj < d.kw; ++kj) {
+        const int64_t x_ = iw + g.pad_left - kj * g.dilation_w;
+        if (x_ < 0 || x_ % g.stride_w || x_ / g.stride_w >= d.wo) continue;
+        acc += w[(c * d.kh + ki) * d.kw + kj] * dy[(q * d.ho + y_ / g.stride_h) * d.wo + x_ / g.stride_w];
+      }
+    }
+    dx[e] = acc;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) depthwise_weight_kernel(const T* dy, const T* x, T* dw, int64_t N, Dims d,
+                                                                    Conv2dGeom g) {
+  const int64_t total = d.C * d.kh * d.kw;
+  for (int64_t e = dev::global_thread(); e < total; e += dev::grid_threads()) {
+    const int64_t c = e / (d.kh * d.kw), ki = (e / d.kw) % d.kh, kj = e % d.kw;
+    T acc = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t oh = 0; oh < d.ho; ++oh) {
+        const int64_t ih = oh * g.stride_h + ki * g.dilation_h - g.pad_top;
+        if (ih < 0 || ih >= d.H) continue;
+        for (int64_t ow = 0; ow < d.wo; ++ow) {
+          const int64_t iw = ow * g.stride_w + kj * g.dilation_w - g.pad_left;
+          if (iw >= 0 && iw < d.W)
+            acc += dy[((n * d.C + c) * d.ho + oh) * d.wo + ow] * x[((n * d.C + c) * d.H + ih) * d.W + iw];
+        }
+      }
+    dw[e] = acc;
+  }
+}
+
+// (C, H, W, KH, KW, Ho, Wo) of a depthwise problem from x (N, C, H, W), w (C, KH, KW), y (N, C, Ho, Wo).
+Dims depthwise_dims(const Array& x, const Array& w, const Array& y) {
+  return {x.shape(1), x.shape(2), x.shape(3), w.shape(1), w.shape(2), y.shape(2), y.shape(3)};
+}
+
 Dims dims_of(const Array& x, const Array& cols, int64_t kh, int64_t kw, const Conv2dGeom& g) {
   const int64_t H = x.shape(1);
   const int64_t ho = (H + g.pad_top + g.pad_bottom - g.dilation_h * (kh - 1) - 1) / g.stride_h + 1;
-  return {x.shape(0), H, x.shape(2), kh, kw, ho, cols.shape(1) / ho};
+  return {x.shape(0), H, x.shape(2), kh, kw, ho, cols.shape(1) / ho, cols.strides()[0]};
 }
 
 namespace typed {
@@ -70,6 +138,14 @@ void col2im(const Array& cols, Array& x, int64_t kh, int64_t kw, const Conv2dGeo
   col2im_kernel<T><<<grid_for(total), kThreads, 0, stream_of(x.device().index)>>>(cols.data<T>(), x.data<T>(), d, g);
   CUDA_CHECK_LAUNCH("conv2d_backward_input");
 }
+template <typename T, typename Kernel>
+void depthwise_launch(const char* op, Kernel kernel, int64_t total, const T* a, const T* b, T* out, int64_t N,
+                      const Dims& d, const Conv2dGeom& g, int device) {
+  if (total == 0) return;
+  DeviceGuard guard(device, op);
+  kernel<<<grid_for(total), kThreads, 0, stream_of(device)>>>(a, b, out, N, d, g);
+  CUDA_CHECK_LAUNCH(op);
+}
 }  // namespace typed
 
 }  // namespace
@@ -80,6 +156,30 @@ void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeo
 
 void col2im(const Array& cols, Array& x, int64_t kh, int64_t kw, const Conv2dGeom& g) {
   dispatch_f32_f64(x.dtype(), "conv2d_backward_input", [&](auto tag) { typed::col2im<decltype(tag)>(cols, x, kh, kw, g); });
+}
+
+void depthwise_conv2d(const Array& x, const Array& w, Array& y, const Conv2dGeom& g) {
+  dispatch_f32_f64(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    typed::depthwise_launch<T>("conv2d", depthwise_kernel<T>, y.numel(), x.data<T>(), w.data<T>(), y.data<T>(),
+                               x.shape(0), depthwise_dims(x, w, y), g, x.device().index);
+  });
+}
+
+void depthwise_conv2d_backward_input(const Array& dy, const Array& w, Array& dx, const Conv2dGeom& g) {
+  dispatch_f32_f64(dx.dtype(), "conv2d_backward_input", [&](auto tag) {
+    using T = decltype(tag);
+    typed::depthwise_launch<T>("conv2d_backward_input", depthwise_input_kernel<T>, dx.numel(), dy.data<T>(),
+                               w.data<T>(), dx.data<T>(), dx.shape(0), depthwise_dims(dx, w, dy), g, dx.device().index);
+  });
+}
+
+void depthwise_conv2d_backward_weight(const Array& dy, const Array& x, Array& dw, const Conv2dGeom& g) {
+  dispatch_f32_f64(x.dtype(), "conv2d_backward_weight", [&](auto tag) {
+    using T = decltype(tag);
+    typed::depthwise_launch<T>("conv2d_backward_weight", depthwise_weight_kernel<T>, dw.numel(), dy.data<T>(),
+                               x.data<T>(), dw.data<T>(), x.shape(0), depthwise_dims(x, dw, dy), g, x.device().index);
+  });
 }
 
 }  // namespace ember::cuda
