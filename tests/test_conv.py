@@ -222,3 +222,17 @@ def test_batch_norm_bad_input():
         nn.BatchNorm1d(3)(em.zeros(1, 3))
     with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
         F.batch_norm(em.zeros(2, 3), None, None, em.ones(4), None, training=True)
+
+
+def test_batch_norm_eval_mode_gradients(device):
+    """With running statistics the normalisation is affine in x: dx = dy * weight / sqrt(var + eps)."""
+    r, _ = rng()
+    rm, rv = r.standard_normal(3), r.uniform(0.5, 2.0, 3)
+    mean_t, var_t = em.tensor(rm, device=device), em.tensor(rv, device=device)
+
+    def ref(x, g, b):
+        view = (1, 3, 1, 1)
+        return (x - rm.reshape(view)) / np.sqrt(rv.reshape(view) + 1e-5) * g.reshape(view) + b.reshape(view)
+
+    check_op(lambda x, g, b: F.batch_norm(x, mean_t.to(x.dtype), var_t.to(x.dtype), g, b, training=False), ref,
+             [(2, 3, 4, 5), (3,), (3,)], device, reduce_n=40)

@@ -14,6 +14,19 @@ void init_nn(py::module_& m) {
     return conv2d(x, w, bias ? &*bias : nullptr, g);
   });
   m.def("conv2d_backward_input", &conv2d_backward_input);
+  m.def("batch_norm_stats", [](const Array& x) {
+    auto [mean, var] = batch_norm_stats(x);
+    return py::make_tuple(mean, var);
+  });
+  m.def("batch_norm_apply", [](const Array& x, const Array& mean, const Array& invstd, std::optional<Array> weight,
+                               std::optional<Array> bias) {
+    return batch_norm_apply(x, mean, invstd, or_empty(weight), or_empty(bias));
+  });
+  m.def("batch_norm_backward", [](const Array& dy, const Array& x, const Array& mean, const Array& invstd,
+                                  std::optional<Array> weight, bool batch_stats) {
+    BatchNormGrads g = batch_norm_backward(dy, x, mean, invstd, or_empty(weight), batch_stats);
+    return py::make_tuple(g.dx, g.dweight, g.dbias);
+  });
   py::enum_<PoolMode>(m, "PoolMode")
       .value("max", PoolMode::max).value("avg", PoolMode::avg).value("adaptive_avg", PoolMode::adaptive_avg);
   py::class_<Pool2dGeom>(m, "Pool2dGeom")

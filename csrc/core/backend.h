@@ -68,6 +68,14 @@
   /* pool.{cpp,cu}: x/out contiguous (planes, H, W) / (planes, oh, ow); indices int64 or empty. */ \
   void pool2d(const Array& x, Array& out, Array& indices, const Pool2dGeom& g);                     \
   void pool2d_backward(const Array& grad, const Array& indices, Array& dx, const Pool2dGeom& g);    \
+  /* norm.{cpp,cu}: batch norm; x, y, dy, dx contiguous (N, C, S); per-channel (C,) arrays of the */ \
+  /* same dtype; weight/bias may be empty. */                                                      \
+  void batch_norm_stats(const Array& x, Array& mean, Array& var);                                  \
+  void batch_norm_apply(const Array& x, const Array& mean, const Array& invstd, const Array& weight, \
+                        const Array& bias, Array& y);                                              \
+  void batch_norm_backward(const Array& dy, const Array& x, const Array& mean, const Array& invstd, \
+                           const Array& weight, bool batch_stats, Array& dx, Array& dweight,       \
+                           Array& dbias);                                                          \
   /* random.{cpp,cu} */                                                                            \
   void random_uniform(Array& out, double lo, double hi, uint64_t seed, uint64_t offset);           \
   void random_normal(Array& out, double mean, double std, uint64_t seed, uint64_t offset);         \

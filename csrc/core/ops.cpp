@@ -700,4 +700,47 @@ Array pool2d_backward(const Array& grad_in, const Array& indices, const Shape& x
   return dx;
 }
 
+// ---- batch norm ------------------------------------------------------------------------------
+
+static void check_bn(const char* op, const Array& x, std::initializer_list<std::pair<const char*, const Array*>> per_channel) {
+  EMBER_CHECK(x.ndim() >= 2, op, "expects x (N, C, ...), got shape ", shape_str(x.shape()));
+  EMBER_CHECK_T(TypeError, x.dtype() == DType::float32 || x.dtype() == DType::float64, op,
+                "expects float32 or float64, got ", dtype_name(x.dtype()));
+  for (const auto& [name, a] : per_channel) {
+    if (!a->defined()) continue;
+    check_same_device(op, x, *a);
+    EMBER_CHECK(a->ndim() == 1 && a->shape(0) == x.shape(1) && a->dtype() == x.dtype(), op, name, " must be (",
+                x.shape(1), ",) of x's dtype, got ", shape_str(a->shape()), " ", dtype_name(a->dtype()));
+  }
+}
+
+std::pair<Array, Array> batch_norm_stats(const Array& x_in) {
+  check_bn("batch_norm", x_in, {});
+  Array x = x_in.contiguous();
+  Array mean = Array::empty({x.shape(1)}, x.dtype(), x.device()), var = Array::empty({x.shape(1)}, x.dtype(), x.device());
+  EMBER_ON_DEVICE(x.device(), batch_norm_stats, x, mean, var);
+  return {mean, var};
+}
+
+Array batch_norm_apply(const Array& x_in, const Array& mean, const Array& invstd, const Array& weight, const Array& bias) {
+  check_bn("batch_norm", x_in, {{"mean", &mean}, {"invstd", &invstd}, {"weight", &weight}, {"bias", &bias}});
+  Array x = x_in.contiguous(), y = Array::empty(x.shape(), x.dtype(), x.device());
+  EMBER_ON_DEVICE(x.device(), batch_norm_apply, x, mean.contiguous(), invstd.contiguous(),
+                  weight.defined() ? weight.contiguous() : weight, bias.defined() ? bias.contiguous() : bias, y);
+  return y;
+}
+
+BatchNormGrads batch_norm_backward(const Array& dy_in, const Array& x_in, const Array& mean, const Array& invstd,
+                                   const Array& weight, bool batch_stats) {
+  check_bn("batch_norm_backward", x_in, {{"mean", &mean}, {"invstd", &invstd}, {"weight", &weight}});
+  EMBER_CHECK(dy_in.shape() == x_in.shape(), "batch_norm_backward", "grad has shape ", shape_str(dy_in.shape()),
+              ", x has ", shape_str(x_in.shape()));
+  Array dy = dy_in.astype(x_in.dtype()).contiguous(), x = x_in.contiguous();
+  BatchNormGrads g{Array::empty(x.shape(), x.dtype(), x.device()), Array::empty({x.shape(1)}, x.dtype(), x.device()),
+                   Array::empty({x.shape(1)}, x.dtype(), x.device())};
+  EMBER_ON_DEVICE(x.device(), batch_norm_backward, dy, x, mean.contiguous(), invstd.contiguous(),
+                  weight.defined() ? weight.contiguous() : weight, batch_stats, g.dx, g.dweight, g.dbias);
+  return g;
+}
+
 }  // namespace ember

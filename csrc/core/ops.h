@@ -74,6 +74,16 @@ struct Pool2dGeom {
 std::pair<Array, Array> pool2d(const Array& x, const Pool2dGeom& g);  // (values, indices: empty unless max)
 Array pool2d_backward(const Array& grad, const Array& indices, const Shape& x_shape, const Pool2dGeom& g);
 
+// Batch normalisation of x (N, C, ...) per channel, fused (csrc/*/norm): the batch's mean and
+// biased variance; y = (x - mean) * invstd * weight + bias; and the backward, which with
+// batch_stats differentiates through the batch's own mean and variance (training), without it treats
+// them as constants (running statistics). weight/bias may be empty (then 1 and 0).
+std::pair<Array, Array> batch_norm_stats(const Array& x);
+Array batch_norm_apply(const Array& x, const Array& mean, const Array& invstd, const Array& weight, const Array& bias);
+struct BatchNormGrads { Array dx, dweight, dbias; };
+BatchNormGrads batch_norm_backward(const Array& dy, const Array& x, const Array& mean, const Array& invstd,
+                                   const Array& weight, bool batch_stats);
+
 // Copy / cast / fill / creation.
 void copy_(Array& dst, const Array& src);  // broadcasts src to dst's shape, casts dtype, any devices
 Array full(const Shape& shape, double value, DType dtype, Device device);

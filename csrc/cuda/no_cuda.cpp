@@ -49,6 +49,14 @@ void depthwise_conv2d_backward_input(const Array&, const Array&, Array&, const C
 void depthwise_conv2d_backward_weight(const Array&, const Array&, Array&, const Conv2dGeom&) { no_cuda("conv2d"); }
 void pool2d(const Array&, Array&, Array&, const Pool2dGeom&) { no_cuda("pool2d"); }
 void pool2d_backward(const Array&, const Array&, Array&, const Pool2dGeom&) { no_cuda("pool2d"); }
+void batch_norm_stats(const Array&, Array&, Array&) { no_cuda("batch_norm"); }
+void batch_norm_apply(const Array&, const Array&, const Array&, const Array&, const Array&, Array&) {
+  no_cuda("batch_norm");
+}
+void batch_norm_backward(const Array&, const Array&, const Array&, const Array&, const Array&, bool, Array&, Array&,
+                         Array&) {
+  no_cuda("batch_norm");
+}
 void random_uniform(Array&, double, double, uint64_t, uint64_t) { no_cuda("rand"); }
 void random_normal(Array&, double, double, uint64_t, uint64_t) { no_cuda("randn"); }
 void random_int(Array&, int64_t, int64_t, uint64_t, uint64_t) { no_cuda("randint"); }

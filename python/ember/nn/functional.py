@@ -7,6 +7,7 @@ from ..ops.elementwise import abs, clamp, exp, gelu, log, maximum, relu, sigmoid
 from ..ops.conv import conv1d, conv2d  # noqa: F401
 from ..ops.linalg import linear  # noqa: F401
 from ..ops.loss import cross_entropy  # noqa: F401
+from ..ops.norm import batch_norm  # noqa: F401
 from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from ..ops.reduce import log_softmax, softmax  # noqa: F401
 from ..tensor import Tensor
@@ -86,8 +87,3 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
     from ..ops.creation import rand
     keep = rand(*x.shape, generator=generator, device=x.device) >= p
     return where(keep, x * (1.0 / (1.0 - p)), 0.0)
-
-
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
-    from .norm import batch_norm as _batch_norm
-    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
