@@ -82,6 +82,14 @@ void rows_to_images(const Array& rows, Array& images, int64_t n0, int64_t b, int
   copy_(dst, rows.reshape({o, b, L}).permute({1, 0, 2}));
 }
 
+// im2col of images [n0, n0 + b) into consecutive column blocks of cols.
+void unfold(const Array& x, Array& cols, int64_t n0, int64_t b, int64_t L, const ConvShape& s, const Conv2dGeom& g) {
+  for (int64_t i = 0; i < b; ++i) {
+    Array block = image_cols(cols, i, L);
+    EMBER_ON_DEVICE(x.device(), im2col, x.slice(0, n0 + i, n0 + i + 1, 1).squeeze(0), block, s.kh, s.kw, g);
+  }
+}
+
 Array scratch(int64_t rows, int64_t cols, const Array& like) { return Array::empty({rows, cols}, like.dtype(), like.device()); }
 
 }  // namespace
@@ -100,10 +108,7 @@ Array conv2d(const Array& x_in, const Array& w_in, const Array* bias, const Conv
     Array cols = scratch(s.c * s.kh * s.kw, nb * L, x), ybuf = nb > 1 ? scratch(s.o, nb * L, x) : Array();
     for (int64_t n0 = 0; n0 < s.n; n0 += nb) {
       const int64_t b = std::min(nb, s.n - n0);
-      for (int64_t i = 0; i < b; ++i) {
-        Array block = image_cols(cols, i, L);
-        EMBER_ON_DEVICE(x.device(), im2col, x.slice(0, n0 + i, n0 + i + 1, 1).squeeze(0), block, s.kh, s.kw, g);
-      }
+      unfold(x, cols, n0, b, L, s, g);
       Array y = b == 1 ? out.slice(0, n0, n0 + 1, 1).reshape({s.o, L}) : ybuf.slice(1, 0, b * L, 1);
       Array cb = cols.slice(1, 0, b * L, 1);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
@@ -167,10 +172,7 @@ Array conv2d_backward_weight(const Array& grad_in, const Array& x_in, const Shap
   Array cols = scratch(s.c * s.kh * s.kw, nb * L, x), dybuf = nb > 1 ? scratch(s.o, nb * L, x) : Array();
   for (int64_t n0 = 0; n0 < s.n; n0 += nb) {
     const int64_t b = std::min(nb, s.n - n0);
-    for (int64_t i = 0; i < b; ++i) {
-      Array block = image_cols(cols, i, L);
-      EMBER_ON_DEVICE(x.device(), im2col, x.slice(0, n0 + i, n0 + i + 1, 1).squeeze(0), block, s.kh, s.kw, g);
-    }
+    unfold(x, cols, n0, b, L, s, g);
     Array dy = as_rows(grad, n0, b, s.o, L, dybuf), cb = cols.slice(1, 0, b * L, 1);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       Array dwg = group_rows(dw, gi, og);
