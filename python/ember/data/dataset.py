@@ -8,6 +8,8 @@ from ..tensor import Tensor
 
 
 class Dataset:
+    """Map-style data set: len(ds) samples, ds[i] one sample (a tuple of arrays, or one array)."""
+
     def __len__(self):
         raise NotImplementedError
 
@@ -16,17 +18,17 @@ class Dataset:
 
 
 def as_array(a, what="array"):
-    """NumPy view of an ember Tensor or array-like; float64 becomes float32 (ember's default), other
-    integer types int64 (labels, indices)."""
+    """NumPy view of an ember Tensor or array-like in the dtypes ember computes with: float64 becomes
+    float32 (ember's default float), every integer type int64 (the label and index dtype)."""
     if isinstance(a, Tensor):
         a = a.detach().cpu().numpy()
     a = np.asarray(a)
     if a.dtype == np.float64:
         return a.astype(np.float32)
-    if a.dtype.kind in "iu" and a.dtype not in (np.int64, np.int32):
+    if a.dtype.kind in "iu" and a.dtype != np.int64:
         return a.astype(np.int64)
     if a.dtype.kind not in "fiub":
-        raise TypeError(f"[TensorDataset] {what} must be numeric, got dtype {a.dtype}")
+        raise TypeError(f"[data] {what} must be numeric, got dtype {a.dtype}")
     return a
 
 
@@ -49,5 +51,5 @@ class TensorDataset(Dataset):
         return tuple(a[i] for a in self.arrays)
 
     def batch(self, indices):
-        """The rows at `indices` of every array, as contiguous NumPy arrays."""
+        """The rows at `indices` of every array: one fancy index per array, fresh contiguous copies."""
         return tuple(np.ascontiguousarray(a[indices]) for a in self.arrays)
