@@ -3,9 +3,10 @@ any other object's state_dict (a DataLoader's position, an lr scheduler), plain 
 the RNG state, written atomically. Resuming from it continues bitwise as if never interrupted.
 
 Layout: every tensor of the nested states is a file entry with a dotted key ("model.fc.weight",
-"optimizer.state.0.exp_avg"); everything else is one JSON document in the metadata under
-"ember.checkpoint", with tensors replaced by references to their keys and the types JSON lacks
-(tuples, dicts with int keys) tagged, so the structure comes back exactly as it was saved."""
+"optimizer.state.0.exp_avg"), so any safetensors tool can inspect the file; everything else is one
+JSON document in the metadata under "ember.checkpoint", with tensors replaced by references to their
+keys and what JSON cannot say tagged (tuples; dicts as [key, value] pairs, so int keys stay ints),
+so the structure comes back exactly as it was saved."""
 from __future__ import annotations
 
 import json
@@ -15,30 +16,39 @@ import numpy as np
 
 from ..random import default_generator
 from ..tensor import Tensor
-from .atomic import write_atomic
-from .safetensors_io import decode, encode
+from .safetensors_io import read, write
 
 SCHEMA = 1
 _META_KEY = "ember.checkpoint"
+_SCALARS = (bool, int, float, str, type(None))
 
 
 def _flatten(value, key, tensors):
-    """The JSON skeleton of value; tensors and arrays move into `tensors` under their dotted key."""
+    """The JSON skeleton of value; its tensors and arrays move into `tensors` under dotted keys."""
     if isinstance(value, (Tensor, np.ndarray)):
+        if key in tensors:
+            raise ValueError(f"[save_checkpoint] two entries share the key {key!r} (e.g. dict keys 1 and '1')")
         tensors[key] = value
         return {"__tensor__": key}
     if isinstance(value, dict):
-        return {"__dict__": [[k, _flatten(v, f"{key}.{k}", tensors)] for k, v in value.items()]}
+        return {"__dict__": [[_dict_key(k, key), _flatten(v, f"{key}.{k}", tensors)] for k, v in value.items()]}
     if isinstance(value, tuple):
         return {"__tuple__": [_flatten(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]}
     if isinstance(value, list):
         return [_flatten(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, _SCALARS):
         return value
     if isinstance(value, np.generic):
         return value.item()
-    raise TypeError(f"[save_checkpoint] {key}: cannot store a {type(value).__name__} "
-                    f"(tensors, arrays, numbers, strings, lists, tuples and dicts can be stored)")
+    raise TypeError(f"[save_checkpoint] {key}: cannot store a {type(value).__name__} (tensors, arrays, numbers, "
+                    "strings, None, lists, tuples and dicts can be stored)")
+
+
+def _dict_key(k, key):
+    if not isinstance(k, _SCALARS):
+        raise TypeError(f"[save_checkpoint] {key}: dict key {k!r} is a {type(k).__name__}; keys must be "
+                        "str, int, float, bool or None")
+    return k
 
 
 def _unflatten(node, tensors):
@@ -53,43 +63,52 @@ def _unflatten(node, tensors):
     return node
 
 
+def _has_state(obj) -> bool:
+    return hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")
+
+
 def save_checkpoint(path, model=None, optimizer=None, **extra) -> str:
     """Writes model.state_dict(), optimizer.state_dict(), each extra object's state_dict() (or the
-    extra value itself) and ember's RNG state to `path`, atomically: an existing file at path is
-    replaced only by a complete new one."""
-    objects = {"model": model, "optimizer": optimizer, **extra}
-    tensors, doc = {}, {"schema": SCHEMA, "rng": [str(v) for v in default_generator.get_state()],
-                        "objects": {}, "values": {}}
-    for name, obj in objects.items():
-        if obj is None:
-            continue
-        if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
+    extra value itself: a number, string, tensor, array, or lists/dicts of them) and ember's RNG
+    state to `path`, atomically: an existing file at path is replaced only by a complete new one."""
+    tensors = {}
+    doc = {"schema": SCHEMA, "rng": [str(v) for v in default_generator.get_state()], "objects": {}, "values": {}}
+    named = {k: v for k, v in (("model", model), ("optimizer", optimizer)) if v is not None}
+    for name, obj in {**named, **extra}.items():
+        if _has_state(obj):
             doc["objects"][name] = _flatten(obj.state_dict(), name, tensors)
         else:
             doc["values"][name] = _flatten(obj, name, tensors)
-    data = encode(tensors, {_META_KEY: json.dumps(doc)})
-    return write_atomic(path, data)
+    return write(path, tensors, {_META_KEY: json.dumps(doc)})
+
+
+def _document(path, metadata) -> dict:
+    """The checkpoint's JSON document, checked to be one this version reads."""
+    if _META_KEY not in metadata:
+        raise ValueError(f"[load_checkpoint] {path} is a safetensors file but not an ember checkpoint "
+                         f"(no {_META_KEY!r} metadata); use em.load for plain weights")
+    try:
+        doc = json.loads(metadata[_META_KEY])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"[load] {path}: corrupt or truncated safetensors file (checkpoint metadata: {e})") from None
+    if doc.get("schema") != SCHEMA:
+        raise ValueError(f"[load_checkpoint] {path}: checkpoint schema {doc.get('schema')}, this ember reads {SCHEMA}")
+    return doc
 
 
 def load_checkpoint(path, model=None, optimizer=None, device="cpu", **objects) -> dict:
-    """Restores every object passed (load_state_dict) and the RNG state from a checkpoint; returns
-    the plain values saved with it (e.g. {"epoch": 3})."""
-    with open(os.fspath(path), "rb") as f:
-        tensors, metadata = decode(f.read(), path, device)
-    if _META_KEY not in metadata:
-        raise ValueError(f"[load_checkpoint] {os.fspath(path)} is a safetensors file but not an ember checkpoint "
-                         f"(no {_META_KEY!r} metadata); use em.load for plain weights")
-    doc = json.loads(metadata[_META_KEY])
-    if doc.get("schema") != SCHEMA:
-        raise ValueError(f"[load_checkpoint] {os.fspath(path)}: checkpoint schema {doc.get('schema')}, "
-                         f"this ember reads {SCHEMA}")
-    wanted = {"model": model, "optimizer": optimizer, **objects}
+    """Restores every object passed (load_state_dict, with the state saved under the same name) and
+    the RNG state; returns the plain values saved with the checkpoint (e.g. {"epoch": 3}). Tensors
+    come back on `device`."""
+    path = os.fspath(path)
+    tensors, metadata = read(path, device)
+    doc = _document(path, metadata)
+    wanted = {name: obj for name, obj in {"model": model, "optimizer": optimizer, **objects}.items() if obj is not None}
+    missing = [name for name in wanted if name not in doc["objects"]]
+    if missing:
+        raise KeyError(f"[load_checkpoint] {path} has no state for {', '.join(map(repr, missing))}; "
+                       f"it holds state for {sorted(doc['objects'])} and values {sorted(doc['values'])}")
     for name, obj in wanted.items():
-        if obj is None:
-            continue
-        if name not in doc["objects"]:
-            raise KeyError(f"[load_checkpoint] {os.fspath(path)} has no state for {name!r}; "
-                           f"it holds {sorted(doc['objects'])}")
         obj.load_state_dict(_unflatten(doc["objects"][name], tensors))
     default_generator.set_state(tuple(int(v) for v in doc["rng"]))
-    return {k: _unflatten(v, tensors) for k, v in doc["values"].items()}
+    return {name: _unflatten(v, tensors) for name, v in doc["values"].items()}
