@@ -5,6 +5,8 @@ namespace ember::bindings {
 
 // An absent optional array arrives as None and becomes an empty (undefined) Array.
 static Array or_empty(const std::optional<Array>& a) { return a ? *a : Array(); }
+// And back: an empty result array becomes None.
+static py::object or_none(const Array& a) { return a.defined() ? py::cast(a) : py::none(); }
 
 void init_nn(py::module_& m) {
   py::class_<Conv2dGeom>(m, "Conv2dGeom")
@@ -27,6 +29,31 @@ void init_nn(py::module_& m) {
     BatchNormGrads g = batch_norm_backward(dy, x, mean, invstd, or_empty(weight), batch_stats);
     return py::make_tuple(g.dx, g.dweight, g.dbias);
   });
+  m.def("layer_norm", [](const Array& x, std::optional<Array> weight, std::optional<Array> bias, double eps) {
+    LayerNormOut o = layer_norm(x, or_empty(weight), or_empty(bias), eps);
+    return py::make_tuple(o.y, o.mean, o.rstd);
+  });
+  m.def("layer_norm_backward", [](const Array& dy, const Array& x, const Array& mean, const Array& rstd,
+                                   std::optional<Array> weight) {
+    LayerNormGrads g = layer_norm_backward(dy, x, mean, rstd, or_empty(weight));
+    return py::make_tuple(g.dx, or_none(g.dweight), or_none(g.dbias));
+  });
+  py::class_<AttentionArgs>(m, "AttentionArgs")
+      .def(py::init([](double scale, bool causal, double dropout_p, uint64_t seed, uint64_t offset) {
+             return AttentionArgs{scale, causal, dropout_p, seed, offset};
+           }),
+           py::arg("scale"), py::arg("causal"), py::arg("dropout_p") = 0.0, py::arg("seed") = 0, py::arg("offset") = 0);
+  m.def("attention", [](const Array& q, const Array& k, const Array& v, std::optional<Array> mask,
+                        const AttentionArgs& a) {
+    auto [out, lse] = attention(q, k, v, or_empty(mask), a);
+    return py::make_tuple(out, lse);
+  });
+  m.def("attention_backward", [](const Array& dout, const Array& q, const Array& k, const Array& v, const Array& out,
+                                 const Array& lse, std::optional<Array> mask, const AttentionArgs& a) {
+    AttentionGrads g = attention_backward(dout, q, k, v, out, lse, or_empty(mask), a);
+    return py::make_tuple(g.dq, g.dk, g.dv);
+  });
+  m.def("attention_workspace_bytes", &attention_workspace_bytes);
   py::enum_<PoolMode>(m, "PoolMode")
       .value("max", PoolMode::max).value("avg", PoolMode::avg).value("adaptive_avg", PoolMode::adaptive_avg);
   py::class_<Pool2dGeom>(m, "Pool2dGeom")

@@ -76,6 +76,20 @@
   void batch_norm_backward(const Array& dy, const Array& x, const Array& mean, const Array& invstd, \
                            const Array& weight, bool batch_stats, Array& dx, Array& dweight,       \
                            Array& dbias);                                                          \
+  /* Layer norm over the last dim: x, y, dy, dx contiguous (rows, n); weight/bias (n,) or empty; */  \
+  /* mean/rstd (rows,). dweight/dbias are written whole when weight is given. */                    \
+  void layer_norm(const Array& x, const Array& weight, const Array& bias, double eps, Array& y,     \
+                  Array& mean, Array& rstd);                                                       \
+  void layer_norm_backward(const Array& dy, const Array& x, const Array& mean, const Array& rstd,   \
+                           const Array& weight, Array& dx, Array& dweight, Array& dbias);          \
+  /* attention.{cpp,cu}: q, k, v, dout, out contiguous (B, H, T, D); mask a strided (B, H, Tq, Tk) */ \
+  /* view or empty; outputs contiguous. */                                                          \
+  void attention_forward(const Array& q, const Array& k, const Array& v, const Array& mask,         \
+                         const AttentionArgs& a, Array& out, Array& lse);                          \
+  void attention_backward(const Array& dout, const Array& q, const Array& k, const Array& v,        \
+                          const Array& out, const Array& lse, const Array& mask,                    \
+                          const AttentionArgs& a, Array& dq, Array& dk, Array& dv);                 \
+  int64_t attention_workspace_bytes(const Array& q, const Array& k, const Array& v, bool backward); \
   /* random.{cpp,cu} */                                                                            \
   void random_uniform(Array& out, double lo, double hi, uint64_t seed, uint64_t offset);           \
   void random_normal(Array& out, double mean, double std, uint64_t seed, uint64_t offset);         \

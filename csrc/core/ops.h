@@ -142,4 +142,31 @@ RnnStepGrads rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_
                                const Array& h_new, const Array& dout, const Array& dh_next, const Array& dc_next,
                                const Array& lengths, int64_t t, Array dx_out = Array(), Array dh_side_out = Array());
 
+// Layer norm over the last dim (norm.{cpp,cu}), one pass per row: returns (y, mean, rstd), mean/rstd
+// of shape x.shape[:-1] saved for the backward, which gives dx, dweight and dbias together.
+struct LayerNormOut { Array y, mean, rstd; };
+LayerNormOut layer_norm(const Array& x, const Array& weight, const Array& bias, double eps);
+struct LayerNormGrads { Array dx, dweight, dbias; };
+LayerNormGrads layer_norm_backward(const Array& dy, const Array& x, const Array& mean, const Array& rstd,
+                                   const Array& weight);
+
+// Scaled dot-product attention, flash-style (cpu/attention.cpp, cuda/attention.cu): q (B, H, Tq, D),
+// k (B, H, Tk, D), v (B, H, Tk, Dv); mask empty or broadcastable to (B, H, Tq, Tk), bool (true =
+// attend) or additive in q's dtype. Returns (out (B, H, Tq, Dv), lse (B, H, Tq)): the per-row
+// log-sum-exp is all the backward keeps; no Tq x Tk matrix is ever stored. Rows with every key
+// masked out give 0 (lse = -inf).
+struct AttentionArgs {
+  double scale = 1.0;
+  bool causal = false;   // query i sees keys j <= i (top-left aligned, as PyTorch)
+  double dropout_p = 0;  // on the probabilities, from the Philox stream (seed, offset)
+  uint64_t seed = 0, offset = 0;
+};
+std::pair<Array, Array> attention(const Array& q, const Array& k, const Array& v, const Array& mask,
+                                  const AttentionArgs& a);
+struct AttentionGrads { Array dq, dk, dv; };
+AttentionGrads attention_backward(const Array& dout, const Array& q, const Array& k, const Array& v, const Array& out,
+                                  const Array& lse, const Array& mask, const AttentionArgs& a);
+// Bytes of scratch the kernel allocates for these shapes (linear in the sequence lengths).
+int64_t attention_workspace_bytes(const Array& q, const Array& k, const Array& v, bool backward);
+
 }  // namespace ember

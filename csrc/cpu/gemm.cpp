@@ -27,10 +27,17 @@
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/scalar_math.h"
+#include "cpu/gemm.h"
 #include "cpu/microkernels/gemm.h"
 #include "cpu/parallel.h"
 
 namespace ember::cpu {
+
+template <> int gemm_mr<float>() { return gemm_kernels().mr; }
+template <> int gemm_mr<double>() { return gemm_kernels().mr64; }
+template <> int gemm_nr<float>() { return gemm_kernels().nr; }
+template <> int gemm_nr<double>() { return gemm_kernels().nr64; }
+
 namespace {
 
 struct Blocking { int64_t kc, nc; };
@@ -47,6 +54,11 @@ int64_t env_int(const char* name, int64_t fallback) {
 
 int64_t round_down(int64_t v, int64_t m) { return std::max(m, v / m * m); }
 
+template <typename T> GemmMicrokernel<T> microkernel() {
+  if constexpr (std::is_same_v<T, float>) return gemm_kernels().f32;
+  else return gemm_kernels().f64;
+}
+
 Blocking compute_blocking(int mr, int nr, size_t elem) {
   static const int64_t l1 = cache_bytes(_SC_LEVEL1_DCACHE_SIZE, 32 << 10);
   static const int64_t l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE, 1 << 20);
@@ -60,9 +72,7 @@ Blocking compute_blocking(int mr, int nr, size_t elem) {
 // Blocking for T's register tile, computed once: sysconf and getenv are not free per call.
 template <typename T>
 const Blocking& blocking() {
-  static const Blocking b = std::is_same_v<T, float>
-                                ? compute_blocking(gemm_kernels().mr, gemm_kernels().nr, sizeof(T))
-                                : compute_blocking(gemm_kernels().mr64, gemm_kernels().nr64, sizeof(T));
+  static const Blocking b = compute_blocking(gemm_mr<T>(), gemm_nr<T>(), sizeof(T));
   return b;
 }
 
@@ -251,9 +261,7 @@ template <typename T>
 void run(const Problem<T>& p, int threads) {
   if (p.m == 0 || p.n == 0) return;
   if (p.k == 0) return scale_only(p);
-  const GemmKernels& g = gemm_kernels();
-  if constexpr (std::is_same_v<T, float>) gemm_blocked(p, g.f32, g.mr, g.nr, threads);
-  else gemm_blocked(p, g.f64, g.mr64, g.nr64, threads);
+  gemm_blocked(p, microkernel<T>(), gemm_mr<T>(), gemm_nr<T>(), threads);
 }
 
 }  // namespace
@@ -302,7 +310,7 @@ void gemm(const Array& a, const Array& b, Array& c, double alpha, double beta, c
 Array gemm_pack_b(const Array& b) {
   return dispatch_f32_f64(b.dtype(), "gemm_pack_b", [&](auto tag) {
     using T = decltype(tag);
-    const int nr = std::is_same_v<T, float> ? gemm_kernels().nr : gemm_kernels().nr64;
+    const int nr = gemm_nr<T>();
     const int64_t k = b.shape(0), n = b.shape(1), np = (n + nr - 1) / nr, kc_max = blocking<T>().kc;
     Array out = Array::empty({std::max<int64_t>(1, k * np * nr)}, b.dtype(), b.device());
     T* dst = out.data<T>();
@@ -330,5 +338,40 @@ void gemm_prepacked(const Array& a, const Array& packed, int64_t n, Array& c, co
     run(p, flops < kSerialFlops || omp_in_parallel() ? 1 : omp_get_max_threads());
   });
 }
+
+// The building blocks of gemm.h: whole-operand packing and a serial product of packed operands.
+
+template <typename T>
+void pack_a(const T* a, int64_t rsa, int64_t csa, int64_t rows, int64_t k, T* dst) {
+  const int mr = gemm_mr<T>();
+  for (int64_t i = 0; i < rows; i += mr)
+    pack_a_panel(a + i * rsa, rsa, csa, std::min<int64_t>(mr, rows - i), k, mr, dst + i * k);
+}
+
+template <typename T>
+void pack_b(const T* b, int64_t rsb, int64_t csb, int64_t k, int64_t cols, T* dst) {
+  const int nr = gemm_nr<T>();
+  for (int64_t j = 0; j < cols; j += nr)
+    pack_b_panel(b + j * csb, rsb, csb, std::min<int64_t>(nr, cols - j), k, nr, dst + j * k);
+}
+
+template <typename T>
+void gemm_packed(int64_t m, int64_t n, int64_t k, const T* Ap, const T* Bp, T* c, int64_t ldc, T alpha, T beta) {
+  const int mr = gemm_mr<T>(), nr = gemm_nr<T>();
+  const GemmMicrokernel<T> kernel = microkernel<T>();
+  const GemmStore<T> st{alpha, beta, true, true, nullptr, Activation::none};
+  for (int64_t i = 0; i < m; i += mr)
+    for (int64_t j = 0; j < n; j += nr)
+      kernel(k, Ap + i * k, Bp + j * k, c + i * ldc + j, ldc, int(std::min<int64_t>(mr, m - i)),
+             int(std::min<int64_t>(nr, n - j)), st);
+}
+
+#define EMBER_GEMM_BLOCKS(T)                                                                          \
+  template void pack_a<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);                           \
+  template void pack_b<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);                           \
+  template void gemm_packed<T>(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t, T, T);
+EMBER_GEMM_BLOCKS(float)
+EMBER_GEMM_BLOCKS(double)
+#undef EMBER_GEMM_BLOCKS
 
 }  // namespace ember::cpu

@@ -5,7 +5,15 @@
 //   apply:    y = x * scale + shift with scale = invstd * weight, shift = bias - mean * scale
 //   backward: sum(dy) and sum(dy * xhat) per channel, then (batch statistics)
 //             dx = scale * (dy - sum(dy)/M - xhat * sum(dy xhat)/M), or dx = scale * dy (running ones)
+// Layer normalisation: x is (rows, n), each row normalised on its own, rows spread over threads.
+//   forward:  mean and variance of the row (two passes while it is in L1), then y = xhat * w + b
+//   backward: with g = dy * w, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight and dbias
+//             are column sums over rows, accumulated per thread chunk and added in chunk order, so
+//             they do not depend on timing.
 #include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "cpu/parallel.h"
@@ -95,6 +103,89 @@ void batch_norm_backward(const Array& dy, const Array& x, const Array& mean, con
         }
       }
     });
+  });
+}
+
+// ---- layer norm --------------------------------------------------------------------------------
+
+namespace {
+
+int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(n, 1)); }
+
+// Mean and 1/sqrt(biased variance + eps) of one row, accumulated in double.
+template <typename T>
+std::pair<double, double> row_moments(const T* x, int64_t n, double eps) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += double(x[i]);
+  const double mean = sum / double(n);
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = double(x[i]) - mean;
+    ss += d * d;
+  }
+  return {mean, 1.0 / std::sqrt(ss / double(n) + eps)};
+}
+
+}  // namespace
+
+void layer_norm(const Array& x, const Array& weight, const Array& bias, double eps, Array& y, Array& mean,
+                Array& rstd) {
+  const int64_t rows = x.shape(0), n = x.shape(1);
+  dispatch_f32_f64(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    const T *w = weight.defined() ? weight.data<T>() : nullptr, *b = bias.defined() ? bias.data<T>() : nullptr;
+    parallel_for(rows, grain_rows(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* in = x.data<T>() + r * n;
+        T* out = y.data<T>() + r * n;
+        const auto [mu, is] = row_moments(in, n, eps);
+        mean.data<T>()[r] = T(mu);
+        rstd.data<T>()[r] = T(is);
+        const T m = T(mu), s = T(is);
+        for (int64_t i = 0; i < n; ++i) {
+          const T v = (in[i] - m) * s;
+          out[i] = w ? v * w[i] + (b ? b[i] : T(0)) : (b ? v + b[i] : v);
+        }
+      }
+    });
+  });
+}
+
+void layer_norm_backward(const Array& dy, const Array& x, const Array& mean, const Array& rstd, const Array& weight,
+                         Array& dx, Array& dweight, Array& dbias) {
+  const int64_t rows = x.shape(0), n = x.shape(1);
+  dispatch_f32_f64(x.dtype(), "layer_norm_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const T* w = weight.defined() ? weight.data<T>() : nullptr;
+    // Column sums: one (2, n) partial per chunk of rows; chunks are fixed by the row count alone.
+    const int64_t chunk = std::max<int64_t>(grain_rows(n), 16), chunks = (rows + chunk - 1) / chunk;
+    std::vector<double> partial(w ? size_t(chunks * 2 * n) : 0, 0.0);
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        double* dw = w ? partial.data() + c * 2 * n : nullptr;
+        for (int64_t r = c * chunk; r < std::min(rows, (c + 1) * chunk); ++r) {
+          const T *g = dy.data<T>() + r * n, *in = x.data<T>() + r * n;
+          const T m = mean.data<T>()[r], s = rstd.data<T>()[r];
+          double sum_g = 0, sum_g_xhat = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            const T xhat = (in[i] - m) * s, gw = w ? g[i] * w[i] : g[i];
+            sum_g += double(gw);
+            sum_g_xhat += double(gw) * double(xhat);
+            if (dw) dw[i] += double(g[i]) * double(xhat), dw[n + i] += double(g[i]);
+          }
+          const T a = T(sum_g / double(n)), bcoef = T(sum_g_xhat / double(n));
+          T* d = dx.data<T>() + r * n;
+          for (int64_t i = 0; i < n; ++i) d[i] = s * ((w ? g[i] * w[i] : g[i]) - a - (in[i] - m) * s * bcoef);
+        }
+      }
+    });
+    if (!w) return;
+    for (int64_t i = 0; i < n; ++i) {
+      double sw = 0, sb = 0;
+      for (int64_t c = 0; c < chunks; ++c) sw += partial[size_t(c * 2 * n + i)], sb += partial[size_t(c * 2 * n + n + i)];
+      dweight.data<T>()[i] = T(sw);
+      dbias.data<T>()[i] = T(sb);
+    }
   });
 }
 

@@ -57,6 +57,20 @@ void batch_norm_backward(const Array&, const Array&, const Array&, const Array&,
                          Array&) {
   no_cuda("batch_norm");
 }
+void layer_norm(const Array&, const Array&, const Array&, double, Array&, Array&, Array&) { no_cuda("layer_norm"); }
+void layer_norm_backward(const Array&, const Array&, const Array&, const Array&, const Array&, Array&, Array&, Array&) {
+  no_cuda("layer_norm");
+}
+void attention_forward(const Array&, const Array&, const Array&, const Array&, const AttentionArgs&, Array&, Array&) {
+  no_cuda("scaled_dot_product_attention");
+}
+void attention_backward(const Array&, const Array&, const Array&, const Array&, const Array&, const Array&,
+                        const Array&, const AttentionArgs&, Array&, Array&, Array&) {
+  no_cuda("scaled_dot_product_attention");
+}
+int64_t attention_workspace_bytes(const Array&, const Array&, const Array&, bool) {
+  no_cuda("scaled_dot_product_attention");
+}
 void random_uniform(Array&, double, double, uint64_t, uint64_t) { no_cuda("rand"); }
 void random_normal(Array&, double, double, uint64_t, uint64_t) { no_cuda("randn"); }
 void random_int(Array&, int64_t, int64_t, uint64_t, uint64_t) { no_cuda("randint"); }

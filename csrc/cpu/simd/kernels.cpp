@@ -332,11 +332,21 @@ void rnn_forward_row_f32(RnnKind k, int64_t H, const float* xg, const float* hg,
   }
 }
 
+double exp_sum_f32(const float* x, float shift, float* out, int64_t n) {
+  float s = 0.0f;  // float lanes: n is a tile row (<= a few hundred), so float accumulation is enough
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = exp_ps(x[i] - shift);
+    s += out[i];
+  }
+  return s;
+}
+
 }  // namespace
 
 extern const SimdKernels table = {
     EMBER_STR(EMBER_ISA),
     binary_f32, unary_f32, where_f32, sum_f32, max_f32, min_f32, sum_cols_f32, fma_gflops,
-    adam_f32, sgd_f32, rnn_forward_row_f32, rmsprop_f32};
+    adam_f32, sgd_f32, rnn_forward_row_f32, exp_sum_f32, rmsprop_f32};
 
 }  // namespace ember::cpu::ISA_NS

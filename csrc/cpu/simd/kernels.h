@@ -34,6 +34,8 @@ struct SimdKernels {
   // vectorised sigmoid and tanh. c_prev/c_new/saved may be null when the cell has none.
   void (*rnn_forward_row_f32)(RnnKind k, int64_t H, const float* xg, const float* hg, const float* h_prev,
                               const float* c_prev, float* h_new, float* c_new, float* saved);
+  // out[i] = exp(x[i] - shift) (out may be x); returns the sum of the out[i]: one pass of a softmax.
+  double (*exp_sum_f32)(const float* x, float shift, float* out, int64_t n);
   void (*rmsprop_f32)(const RmspropRule& r, float* p, const float* g, float* sq, float* buf, float* avg, int64_t n);
 };
 

@@ -7,7 +7,9 @@ from ..ops.elementwise import abs, clamp, exp, gelu, log, maximum, relu, sigmoid
 from ..ops.conv import conv1d, conv2d  # noqa: F401
 from ..ops.linalg import linear  # noqa: F401
 from ..ops.loss import cross_entropy  # noqa: F401
-from ..ops.norm import batch_norm  # noqa: F401
+from ..ops.attention import scaled_dot_product_attention  # noqa: F401
+from ..ops.index import index_select
+from ..ops.norm import batch_norm, layer_norm  # noqa: F401
 from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from ..ops.reduce import log_softmax, softmax  # noqa: F401
 from ..tensor import Tensor
@@ -87,3 +89,28 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator=None) ->
     from ..ops.creation import rand
     keep = rand(*x.shape, generator=generator, device=x.device) >= p
     return where(keep, x * (1.0 / (1.0 - p)), 0.0)
+
+
+def embedding(input, weight: Tensor, padding_idx=None) -> Tensor:
+    """Rows of weight picked by integer indices: (...) -> (..., D). The backward adds each output
+    row's gradient into its weight row in index order (deterministic); the padding_idx row, if
+    given, gets no gradient, as in PyTorch."""
+    from ..ops.creation import tensor
+    idx = input if isinstance(input, Tensor) else tensor(input, device=weight.device)
+    if idx.dtype.is_floating_point:
+        raise TypeError(f"[embedding] indices must be integers, got {idx.dtype} (shape {idx.shape})")
+    if weight.ndim != 2:
+        raise ValueError(f"[embedding] weight must be (num_embeddings, dim), got shape {weight.shape}")
+    n = weight.shape[0]
+    if idx.numel():
+        lo, hi = idx.min().item(), idx.max().item()
+        if lo < 0 or hi >= n:
+            raise IndexError(f"[embedding] index out of range [0, {n}): found {lo if lo < 0 else hi} in indices "
+                             f"of shape {idx.shape}")
+    flat = idx.reshape(-1)
+    out = index_select(weight, 0, flat)
+    if padding_idx is not None:
+        p = padding_idx % n if padding_idx < 0 else padding_idx
+        keep = (flat != p).unsqueeze(1)
+        out = where(keep, out, out.detach())
+    return out.reshape(*idx.shape, weight.shape[1])

@@ -41,3 +41,29 @@ def batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None, tra
         return wrap(dx), (wrap(dw) if weight is not None else None), (wrap(db) if bias is not None else None)
 
     return make(out, (x, weight, bias), backward, "batch_norm")
+
+
+def layer_norm(x: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalises over the trailing dims given by normalized_shape (PyTorch's semantics: biased
+    variance, then weight and bias of that shape), in one fused pass per row."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[x.ndim - len(shape):]) != shape or len(shape) > x.ndim:
+        raise ValueError(f"[layer_norm] normalized_shape {shape} does not match the trailing dims of x {x.shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"[layer_norm] {name} must have shape {shape}, got {tuple(t.shape)}")
+    n = 1
+    for s in shape:
+        n *= s
+    rows = x.reshape(*x.shape[:x.ndim - len(shape)], n)
+    w_a = None if weight is None else weight._a.reshape([n])
+    b_a = None if bias is None else bias._a.reshape([n])
+    y, mean, rstd = _C.layer_norm(rows._a, w_a, b_a, float(eps))
+
+    def backward(g):
+        dx, dw, db = _C.layer_norm_backward(g._a, rows._a, mean, rstd, w_a)
+        dw = None if weight is None else wrap(dw.reshape(list(shape)))
+        db = None if bias is None else wrap(db.reshape(list(shape)))
+        return wrap(dx), dw, db
+
+    return make(y, (rows, weight, bias), backward, "layer_norm").reshape(*x.shape)

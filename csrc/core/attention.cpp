@@ -1,0 +1,130 @@
+// The transformer ops' device-neutral checks: scaled dot-product attention and layer norm. Shapes
+// and dtypes are validated here with messages naming the op and the shapes; the kernels
+// (cpu/attention.cpp, cpu/norm.cpp and their CUDA twins) then see contiguous, matching operands.
+#include "core/ops.h"
+#include "core/backend.h"
+
+namespace ember {
+
+namespace {
+
+constexpr const char* kSdpa = "scaled_dot_product_attention";
+
+void check_qkv(const Array& q, const Array& k, const Array& v) {
+  EMBER_CHECK(q.ndim() == 4 && k.ndim() == 4 && v.ndim() == 4, kSdpa,
+              "expects q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv), got ", shape_str(q.shape()), ", ",
+              shape_str(k.shape()), ", ", shape_str(v.shape()));
+  const Shape &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
+  EMBER_CHECK(qs[0] == ks[0] && qs[0] == vs[0] && qs[1] == ks[1] && qs[1] == vs[1] && qs[3] == ks[3] && ks[2] == vs[2],
+              kSdpa, "shapes do not match: q ", shape_str(qs), ", k ", shape_str(ks), ", v ", shape_str(vs),
+              " (batch and heads must agree, q and k share D, k and v share the sequence length)");
+  EMBER_CHECK(qs[3] >= 1 && vs[3] >= 1, kSdpa, "head dims must be >= 1, got q ", shape_str(qs), ", v ", shape_str(vs));
+  check_same_device(kSdpa, q, k);
+  check_same_device(kSdpa, q, v);
+  EMBER_CHECK_T(TypeError, q.dtype() == k.dtype() && q.dtype() == v.dtype() && is_floating(q.dtype()), kSdpa,
+                "q, k, v must share one floating dtype, got ", dtype_name(q.dtype()), ", ", dtype_name(k.dtype()), ", ",
+                dtype_name(v.dtype()));
+}
+
+// The mask as a (B, H, Tq, Tk) view with stride 0 on broadcast dims: no copy.
+Array expand_mask(const Array& mask, const Array& q, const Array& k) {
+  if (!mask.defined()) return mask;
+  const Shape full{q.shape(0), q.shape(1), q.shape(2), k.shape(2)};
+  EMBER_CHECK_T(TypeError, mask.dtype() == DType::bool_ || mask.dtype() == q.dtype(), kSdpa,
+                "attn_mask must be bool or q's dtype (", dtype_name(q.dtype()), "), got ", dtype_name(mask.dtype()));
+  check_same_device(kSdpa, q, mask);
+  bool ok = mask.ndim() <= 4;
+  for (int d = 0; ok && d < mask.ndim(); ++d) {
+    const int64_t m = mask.shape(mask.ndim() - 1 - d), f = full[3 - d];
+    ok = m == f || m == 1;
+  }
+  EMBER_CHECK(ok, kSdpa, "attn_mask of shape ", shape_str(mask.shape()), " does not broadcast to ", shape_str(full));
+  return mask.expand(full);
+}
+
+}  // namespace
+
+std::pair<Array, Array> attention(const Array& q_in, const Array& k_in, const Array& v_in, const Array& mask,
+                                  const AttentionArgs& a) {
+  check_qkv(q_in, k_in, v_in);
+  EMBER_CHECK(a.dropout_p >= 0 && a.dropout_p < 1, kSdpa, "dropout_p must be in [0, 1), got ", a.dropout_p);
+  Array q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  const DType lse_dtype = q.dtype() == DType::float64 ? DType::float64 : DType::float32;
+  Array out = Array::empty({q.shape(0), q.shape(1), q.shape(2), v.shape(3)}, q.dtype(), q.device());
+  Array lse = Array::empty({q.shape(0), q.shape(1), q.shape(2)}, lse_dtype, q.device());
+  EMBER_ON_DEVICE(q.device(), attention_forward, q, k, v, expand_mask(mask, q, k), a, out, lse);
+  return {out, lse};
+}
+
+AttentionGrads attention_backward(const Array& dout_in, const Array& q_in, const Array& k_in, const Array& v_in,
+                                  const Array& out, const Array& lse, const Array& mask, const AttentionArgs& a) {
+  check_qkv(q_in, k_in, v_in);
+  EMBER_CHECK(dout_in.shape() == out.shape(), "scaled_dot_product_attention_backward", "grad has shape ",
+              shape_str(dout_in.shape()), ", the output has ", shape_str(out.shape()));
+  Array q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  Array dout = dout_in.astype(q.dtype()).contiguous();
+  AttentionGrads g{Array::empty(q.shape(), q.dtype(), q.device()), Array::empty(k.shape(), k.dtype(), k.device()),
+                   Array::empty(v.shape(), v.dtype(), v.device())};
+  EMBER_ON_DEVICE(q.device(), attention_backward, dout, q, k, v, out.contiguous(), lse.contiguous(),
+                  expand_mask(mask, q, k), a, g.dq, g.dk, g.dv);
+  return g;
+}
+
+int64_t attention_workspace_bytes(const Array& q, const Array& k, const Array& v, bool backward) {
+  check_qkv(q, k, v);
+  return EMBER_ON_DEVICE(q.device(), attention_workspace_bytes, q, k, v, backward);
+}
+
+// ---- layer norm ------------------------------------------------------------------------------
+
+namespace {
+
+// x (..., n) as contiguous (rows, n); weight and bias (n,) of x's dtype when given.
+Array layer_norm_rows(const char* op, const Array& x, const Array& weight, const Array& bias) {
+  EMBER_CHECK(x.ndim() >= 1 && x.shape(x.ndim() - 1) >= 1, op, "expects x (..., n) with n >= 1, got shape ",
+              shape_str(x.shape()));
+  EMBER_CHECK_T(TypeError, is_floating(x.dtype()), op, "expects a floating dtype, got ", dtype_name(x.dtype()));
+  const int64_t n = x.shape(x.ndim() - 1);
+  for (const Array* p : {&weight, &bias}) {
+    if (!p->defined()) continue;
+    check_same_device(op, x, *p);
+    EMBER_CHECK(p->ndim() == 1 && p->shape(0) == n && p->dtype() == x.dtype(), op, "weight and bias must be (", n,
+                ",) of x's dtype for x ", shape_str(x.shape()), ", got ", shape_str(p->shape()), " ",
+                dtype_name(p->dtype()));
+  }
+  return x.contiguous().reshape({x.numel() / n, n});
+}
+
+}  // namespace
+
+LayerNormOut layer_norm(const Array& x_in, const Array& weight, const Array& bias, double eps) {
+  Array x = layer_norm_rows("layer_norm", x_in, weight, bias);
+  Shape stat_shape(x_in.shape().begin(), x_in.shape().end() - 1);
+  const DType stat = x.dtype() == DType::float64 ? DType::float64 : DType::float32;
+  LayerNormOut o{Array::empty(x.shape(), x.dtype(), x.device()), Array::empty({x.shape(0)}, stat, x.device()),
+                 Array::empty({x.shape(0)}, stat, x.device())};
+  EMBER_ON_DEVICE(x.device(), layer_norm, x, weight.defined() ? weight.contiguous() : weight,
+                  bias.defined() ? bias.contiguous() : bias, eps, o.y, o.mean, o.rstd);
+  return {o.y.reshape(x_in.shape()), o.mean.reshape(stat_shape), o.rstd.reshape(stat_shape)};
+}
+
+LayerNormGrads layer_norm_backward(const Array& dy_in, const Array& x_in, const Array& mean, const Array& rstd,
+                                   const Array& weight) {
+  Array x = layer_norm_rows("layer_norm_backward", x_in, weight, Array());
+  EMBER_CHECK(dy_in.shape() == x_in.shape(), "layer_norm_backward", "grad has shape ", shape_str(dy_in.shape()),
+              ", x has ", shape_str(x_in.shape()));
+  Array dy = dy_in.astype(x.dtype()).contiguous().reshape(x.shape());
+  const int64_t n = x.shape(1);
+  LayerNormGrads g{Array::empty(x.shape(), x.dtype(), x.device()), Array(), Array()};
+  if (weight.defined()) {
+    g.dweight = Array::empty({n}, x.dtype(), x.device());
+    g.dbias = Array::empty({n}, x.dtype(), x.device());
+  }
+  EMBER_ON_DEVICE(x.device(), layer_norm_backward, dy, x, mean.contiguous().reshape({x.shape(0)}),
+                  rstd.contiguous().reshape({x.shape(0)}), weight.defined() ? weight.contiguous() : weight, g.dx,
+                  g.dweight, g.dbias);
+  g.dx = g.dx.reshape(x_in.shape());
+  return g;
+}
+
+}  // namespace ember
