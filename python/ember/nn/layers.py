@@ -1,5 +1,5 @@
 """The basic layers: Linear (PyTorch), Dense (Keras: units + activation, input size inferred on the
-first call), Flatten, Dropout."""
+first call), Flatten, Dropout, Embedding."""
 from __future__ import annotations
 
 import math
@@ -110,3 +110,31 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class Embedding(Module):
+    """A lookup table: integer indices (...) -> rows (..., embedding_dim) of weight, initialised
+    N(0, 1) as in PyTorch; the padding_idx row starts at zero and gets no gradient."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, device=None, dtype=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim, self.padding_idx = int(num_embeddings), int(embedding_dim), padding_idx
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(f"[Embedding] padding_idx {padding_idx} out of range for {num_embeddings} embeddings")
+        self.weight = Parameter(empty(self.num_embeddings, self.embedding_dim, dtype=dtype or dtypes.float32,
+                                      device=device))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            from ..autograd import no_grad
+            with no_grad():
+                self.weight[self.padding_idx] = 0.0
+
+    def forward(self, idx):
+        return F.embedding(idx, self.weight, self.padding_idx)
+
+    def extra_repr(self):
+        pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"

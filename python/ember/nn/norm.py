@@ -1,4 +1,4 @@
-"""BatchNorm1d / BatchNorm2d (PyTorch's semantics, names and buffers: weight, bias, running_mean,
+"""LayerNorm, and BatchNorm1d / BatchNorm2d (PyTorch's semantics, names and buffers: weight, bias, running_mean,
 running_var, num_batches_tracked). Training normalises with the batch's statistics (biased
 variance) and updates the running ones with momentum (unbiased variance); eval uses the running
 statistics. The arithmetic is ember.ops.norm.batch_norm, on the fused kernels."""
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..ops.creation import ones, zeros
-from ..ops.norm import batch_norm
+from ..ops.norm import batch_norm, layer_norm
 from . import init
 from .module import Module, Parameter
 
@@ -57,3 +57,27 @@ class BatchNorm1d(_BatchNorm):
 
 class BatchNorm2d(_BatchNorm):
     dims = (4,)
+
+
+class LayerNorm(Module):
+    """Normalises over the trailing normalized_shape dims (PyTorch's names: weight, bias), on the fused
+    layer-norm kernel. bias=False keeps the weight only, as in PyTorch."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.weight = Parameter(ones(*shape, dtype=dtype, device=device)) if elementwise_affine else None
+        self.bias = Parameter(zeros(*shape, dtype=dtype, device=device)) if elementwise_affine and bias else None
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
