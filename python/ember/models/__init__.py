@@ -1,2 +1,3 @@
 """ember.models: reference models built from ember.nn."""
 from .cnn import DigitsCNN  # noqa: F401
+from .bert import BertConfig, BertModel, SentenceEncoder  # noqa: F401
