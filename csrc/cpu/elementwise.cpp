@@ -53,6 +53,11 @@ void unary_backward(UnaryOp op, const Array& x, const Array& grad, Array& out, d
     const T* gp = grad.data<T>();
     T* o = out.data<T>();
     strided_loop<3>(out.shape(), ops, [&](const int64_t* off, const int64_t* inc, int64_t n) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (inc[0] == 1 && inc[1] == 1 && inc[2] == 1 &&
+            simd().unary_backward_f32(op, xp + off[1], gp + off[2], o + off[0], n))
+          return;
+      }
       for (int64_t i = 0; i < n; ++i)
         o[off[0] + i * inc[0]] = T(unary_grad<C>(op, C(xp[off[1] + i * inc[1]]),
                                                  C(gp[off[2] + i * inc[2]]), C(lo), C(hi)));

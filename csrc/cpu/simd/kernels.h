@@ -36,6 +36,9 @@ struct SimdKernels {
                               const float* c_prev, float* h_new, float* c_new, float* saved);
   // out[i] = exp(x[i] - shift) (out may be x); returns the sum of the out[i]: one pass of a softmax.
   double (*exp_sum_f32)(const float* x, float shift, float* out, int64_t n);
+  // out[i] = g[i] * f'(x[i]) for the smooth activations (gelu, gelu_tanh, tanh, sigmoid); false
+  // for ops without a vector loop here.
+  bool (*unary_backward_f32)(UnaryOp op, const float* x, const float* g, float* out, int64_t n);
   void (*rmsprop_f32)(const RmspropRule& r, float* p, const float* g, float* sq, float* buf, float* avg, int64_t n);
 };
 

@@ -1,3 +1,4 @@
 """ember.models: reference models built from ember.nn."""
 from .cnn import DigitsCNN  # noqa: F401
 from .bert import BertConfig, BertModel, SentenceEncoder  # noqa: F401
+from .gpt import GPT, GPTConfig  # noqa: F401
