@@ -181,3 +181,24 @@ def test_bad_input_names_op_and_shapes():
         F.scaled_dot_product_attention(q, q, q, attn_mask=em.ones(5, 5, dtype="bool"), is_causal=True)
     with pytest.raises(ValueError, match="dropout_p"):
         F.scaled_dot_product_attention(q, q, q, dropout_p=1.0)
+
+
+def test_strided_heads_are_read_in_place_and_match():
+    """q, k, v sliced from one (B, T, 3, H, D) projection (no unit stride but along D), and a
+    gradient arriving in yet another layout."""
+    r, seed = rng()
+    B, T, H, D = 2, 37, 3, 16
+    qkv = r.standard_normal((B, T, 3, H, D))
+    t = em.tensor(qkv, dtype="float64", requires_grad=True)
+    heads = t.permute(2, 0, 3, 1, 4)  # (3, B, H, T, D) view
+    out = F.scaled_dot_product_attention(heads[0], heads[1], heads[2], is_causal=True)
+    merged = out.permute(0, 2, 1, 3).reshape(B, T, H * D)
+    dout = r.standard_normal((B, T, H * D))
+    merged.backward(em.tensor(dout, dtype="float64"))
+    q, k, v = (np.transpose(qkv[:, :, i], (0, 2, 1, 3)) for i in range(3))
+    want, grads = np_attention(q, k, v, causal=True)
+    assert_close(merged.detach().numpy(), np.transpose(want, (0, 2, 1, 3)).reshape(B, T, H * D), 1e-12,
+                 msg=f"seed {seed}")
+    dq, dk, dv = grads(np.transpose(dout.reshape(B, T, H, D), (0, 2, 1, 3)))
+    want_grad = np.stack([np.transpose(g, (0, 2, 1, 3)) for g in (dq, dk, dv)], 2)
+    assert_close(t.grad.numpy(), want_grad, 1e-11, msg=f"seed {seed}")

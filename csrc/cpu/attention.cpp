@@ -5,6 +5,8 @@
 // the max grows. Only lse = m + log(l) per row is saved; the backward recomputes each probability
 // tile from it.
 //
+// Operands are (B, H, T, D) views of any strides with unit stride along D (no copies for heads sliced
+// out of a fused projection); the core lays outputs out as (B, T, H, D) so merging heads is free.
 // Every product is the GEMM's own micro-kernel on packed operands (cpu/gemm.h). K^T and V are packed
 // once per head (shared by all query tiles), a query tile once per tile; the probability tile is
 // packed right after the softmax wrote it, while it is still in L1/L2. Work is split over
@@ -15,6 +17,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/philox.h"
@@ -147,39 +150,56 @@ template <typename T> Array workspace(int64_t floats, const Array& like) {
   return Array::empty({std::max<int64_t>(1, floats)}, like.dtype(), like.device());
 }
 
+// One head's (T, D) matrix: rows ld apart, unit stride along D.
+template <typename P>
+struct Rows {
+  P* p;
+  int64_t ld;
+  P* row(int64_t i) const { return p + i * ld; }
+};
+
+// A (B, H, T, D) array of any strides with unit stride along D, e.g. q, k, v sliced out of one
+// (B, T, 3, H, D) projection, or outputs laid out (B, T, H, D) so that merging the heads is free.
+template <typename P>
+struct Heads {
+  P* base;
+  int64_t sb, sh, st, H;
+  Heads(const Array& a) : base(a.data<std::remove_const_t<P>>()), sb(a.strides()[0]), sh(a.strides()[1]),
+                          st(a.strides()[2]), H(a.shape(1)) {}
+  Rows<P> operator()(int64_t bh) const { return {base + (bh / H) * sb + (bh % H) * sh, st}; }
+};
+
 template <typename T>
 struct Inputs {
   Shape4 s;
-  const T *q, *k, *v;
-  const T* head_q(int64_t bh) const { return q + bh * s.Tq * s.D; }
-  const T* head_k(int64_t bh) const { return k + bh * s.Tk * s.D; }
-  const T* head_v(int64_t bh) const { return v + bh * s.Tk * s.Dv; }
+  Heads<const T> q, k, v;
 };
 
 // One head's K^T blocks (B operand of S = Q K^T: k = D, cols = keys) into kt, and the blocks of a
 // (Tk x cols) matrix m as B operands of a product over keys (P V: k = keys, cols = Dv) into mv.
 template <typename T>
-void pack_head_keys(const Shape4& s, const T* k, T* kt) {
+void pack_head_keys(const Shape4& s, Rows<const T> k, T* kt) {
   for (int64_t j = 0, kb = 0; j < s.Tk; j += kKeyBlock, ++kb)
-    pack_b(k + j * s.D, int64_t(1), s.D, s.D, std::min(kKeyBlock, s.Tk - j), kt + kb * packed_b_size<T>(s.D, kKeyBlock));
+    pack_b(k.row(j), int64_t(1), k.ld, s.D, std::min(kKeyBlock, s.Tk - j), kt + kb * packed_b_size<T>(s.D, kKeyBlock));
 }
 template <typename T>
-void pack_head_rows(const Shape4& s, const T* m, int64_t cols, T* mv) {
+void pack_head_rows(const Shape4& s, Rows<const T> m, int64_t cols, T* mv) {
   for (int64_t j = 0, kb = 0; j < s.Tk; j += kKeyBlock, ++kb)
-    pack_b(m + j * cols, cols, int64_t(1), std::min(kKeyBlock, s.Tk - j), cols, mv + kb * packed_b_size<T>(kKeyBlock, cols));
+    pack_b(m.row(j), m.ld, int64_t(1), std::min(kKeyBlock, s.Tk - j), cols, mv + kb * packed_b_size<T>(kKeyBlock, cols));
 }
 
 template <typename T>
 void forward_tile(const Inputs<T>& in, const Masking<T>& mask, const Dropout& drop, double scale, int64_t bh,
-                  int64_t i0, const T* kt, const T* vp, T* out, T* lse, Carver<T> ws) {
+                  int64_t i0, const T* kt, const T* vp, Rows<T> o, T* lse, Carver<T> ws) {
   const Shape4& s = in.s;
   const int64_t bq = query_tile<T>(), rows = std::min(bq, s.Tq - i0);
   T *ap_q = ws.take(packed_a_size<T>(bq, s.D)), *st = ws.take(bq * kKeyBlock);
   T *ap_p = ws.take(packed_a_size<T>(bq, kKeyBlock)), *m = ws.take(bq), *l = ws.take(bq);
   constexpr T ninf = -std::numeric_limits<T>::infinity();
-  pack_a(in.head_q(bh) + i0 * s.D, s.D, int64_t(1), rows, s.D, ap_q);
-  T* o = out + (bh * s.Tq + i0) * s.Dv;
-  std::fill(o, o + rows * s.Dv, T(0));
+  const Rows<const T> q = in.q(bh);
+  pack_a(q.row(i0), q.ld, int64_t(1), rows, s.D, ap_q);
+  o.p = o.row(i0);  // this tile's rows
+  for (int64_t r = 0; r < rows; ++r) std::fill(o.row(r), o.row(r) + s.Dv, T(0));
   std::fill(m, m + rows, ninf);
   std::fill(l, l + rows, T(0));
   const T kept_scale = T(1.0 / (1.0 - drop.p));
@@ -196,16 +216,16 @@ void forward_tile(const Inputs<T>& in, const Masking<T>& mask, const Dropout& dr
       l[r] = l[r] * corr + exp_shifted(row, m_new, row, cols);
       m[r] = m_new;
       if (corr != T(1))
-        for (int64_t d = 0; d < s.Dv; ++d) o[r * s.Dv + d] *= corr;
+        for (int64_t d = 0; d < s.Dv; ++d) o.row(r)[d] *= corr;
       if (drop.p > 0) drop.apply((bh * s.Tq + i0 + r) * s.Tk + j0, cols, row, kept_scale);
     }
     pack_a(st, kKeyBlock, int64_t(1), rows, cols, ap_p);
-    gemm_packed(rows, s.Dv, cols, ap_p, vp + kb * packed_b_size<T>(kKeyBlock, s.Dv), o, s.Dv, T(1), T(1));
+    gemm_packed(rows, s.Dv, cols, ap_p, vp + kb * packed_b_size<T>(kKeyBlock, s.Dv), o.p, o.ld, T(1), T(1));
   }
   // Rows whose every key is masked out give 0 (and lse = -inf), not NaN.
   for (int64_t r = 0; r < rows; ++r) {
     const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
-    for (int64_t d = 0; d < s.Dv; ++d) o[r * s.Dv + d] *= inv;
+    for (int64_t d = 0; d < s.Dv; ++d) o.row(r)[d] *= inv;
     lse[bh * s.Tq + i0 + r] = l[r] > T(0) ? m[r] + std::log(l[r]) : ninf;
   }
 }
@@ -218,8 +238,9 @@ struct HeadGrads {
   const Masking<T>& mask;
   const Dropout& drop;
   T scale;
-  const T *dout, *out, *lse;
-  T *dq, *dk, *dv;
+  Heads<const T> dout, out;
+  const T* lse;
+  Heads<T> dq, dk, dv;
 };
 
 template <typename T>
@@ -233,28 +254,28 @@ void backward_head(const HeadGrads<T>& g, int64_t bh, Carver<T> ws) {
   T *bp_q = ws.take(packed_b_size<T>(bq, s.D)), *bp_do = ws.take(packed_b_size<T>(bq, s.Dv));
   T *p = ws.take(bq * kKeyBlock), *dp = ws.take(bq * kKeyBlock);
   T* ap_t = ws.take(std::max(packed_a_size<T>(kKeyBlock, bq), packed_a_size<T>(bq, kKeyBlock)));
-  const T *q = g.in.head_q(bh), *k = g.in.head_k(bh), *v = g.in.head_v(bh);
-  const T *dout = g.dout + bh * s.Tq * s.Dv, *out = g.out + bh * s.Tq * s.Dv, *lse = g.lse + bh * s.Tq;
-  T *dq = g.dq + bh * s.Tq * s.D, *dk = g.dk + bh * s.Tk * s.D, *dv = g.dv + bh * s.Tk * s.Dv;
+  const Rows<const T> q = g.in.q(bh), k = g.in.k(bh), v = g.in.v(bh), dout = g.dout(bh), out = g.out(bh);
+  const T* lse = g.lse + bh * s.Tq;
+  const Rows<T> dq = g.dq(bh), dk = g.dk(bh), dv = g.dv(bh);
   pack_head_keys(s, k, kt);
   for (int64_t j = 0, kb = 0; j < s.Tk; j += kKeyBlock, ++kb)
-    pack_b(v + j * s.Dv, int64_t(1), s.Dv, s.Dv, std::min(kKeyBlock, s.Tk - j), vt + kb * vt_block);
+    pack_b(v.row(j), int64_t(1), v.ld, s.Dv, std::min(kKeyBlock, s.Tk - j), vt + kb * vt_block);
   pack_head_rows(s, k, s.D, kp);
   for (int64_t i = 0; i < s.Tq; ++i) {
     T acc = 0;
-    for (int64_t d = 0; d < s.Dv; ++d) acc += dout[i * s.Dv + d] * out[i * s.Dv + d];
+    for (int64_t d = 0; d < s.Dv; ++d) acc += dout.row(i)[d] * out.row(i)[d];
     delta[i] = acc;
   }
-  std::fill(dq, dq + s.Tq * s.D, T(0));
-  std::fill(dk, dk + s.Tk * s.D, T(0));
-  std::fill(dv, dv + s.Tk * s.Dv, T(0));
+  for (int64_t i = 0; i < s.Tq; ++i) std::fill(dq.row(i), dq.row(i) + s.D, T(0));
+  for (int64_t j = 0; j < s.Tk; ++j) std::fill(dk.row(j), dk.row(j) + s.D, T(0));
+  for (int64_t j = 0; j < s.Tk; ++j) std::fill(dv.row(j), dv.row(j) + s.Dv, T(0));
   const T kept_scale = T(1.0 / (1.0 - g.drop.p));
   for (int64_t i0 = 0; i0 < s.Tq; i0 += bq) {
     const int64_t rows = std::min(bq, s.Tq - i0);
-    pack_a(q + i0 * s.D, s.D, int64_t(1), rows, s.D, ap_q);
-    pack_a(dout + i0 * s.Dv, s.Dv, int64_t(1), rows, s.Dv, ap_do);
-    pack_b(q + i0 * s.D, s.D, int64_t(1), rows, s.D, bp_q);
-    pack_b(dout + i0 * s.Dv, s.Dv, int64_t(1), rows, s.Dv, bp_do);
+    pack_a(q.row(i0), q.ld, int64_t(1), rows, s.D, ap_q);
+    pack_a(dout.row(i0), dout.ld, int64_t(1), rows, s.Dv, ap_do);
+    pack_b(q.row(i0), q.ld, int64_t(1), rows, s.D, bp_q);
+    pack_b(dout.row(i0), dout.ld, int64_t(1), rows, s.Dv, bp_do);
     for (int64_t j0 = 0, kb = 0; j0 < s.Tk; j0 += kKeyBlock, ++kb) {
       if (g.mask.skips(i0, rows, j0)) break;
       const int64_t cols = std::min(kKeyBlock, s.Tk - j0);
@@ -276,7 +297,7 @@ void backward_head(const HeadGrads<T>& g, int64_t bh, Carver<T> ws) {
         pd = dp;
       }
       pack_a(pd, int64_t(1), kKeyBlock, cols, rows, ap_t);
-      gemm_packed(cols, s.Dv, rows, ap_t, bp_do, dv + j0 * s.Dv, s.Dv, T(1), T(1));
+      gemm_packed(cols, s.Dv, rows, ap_t, bp_do, dv.row(j0), dv.ld, T(1), T(1));
       // dP = dO V^T (through the dropout mask), then dS = P * (dP - Delta) * scale, in place.
       gemm_packed(rows, cols, s.Dv, ap_do, vt + kb * vt_block, dp, kKeyBlock, T(1), T(0));
       for (int64_t r = 0; r < rows; ++r) {
@@ -287,9 +308,9 @@ void backward_head(const HeadGrads<T>& g, int64_t bh, Carver<T> ws) {
         for (int64_t c = 0; c < cols; ++c) drow[c] = prow[c] * (drow[c] - dl) * g.scale;
       }
       pack_a(dp, int64_t(1), kKeyBlock, cols, rows, ap_t);
-      gemm_packed(cols, s.D, rows, ap_t, bp_q, dk + j0 * s.D, s.D, T(1), T(1));
+      gemm_packed(cols, s.D, rows, ap_t, bp_q, dk.row(j0), dk.ld, T(1), T(1));
       pack_a(dp, kKeyBlock, int64_t(1), rows, cols, ap_t);
-      gemm_packed(rows, s.D, cols, ap_t, kp + kb * k_block, dq + i0 * s.D, s.D, T(1), T(1));
+      gemm_packed(rows, s.D, cols, ap_t, kp + kb * k_block, dq.row(i0), dq.ld, T(1), T(1));
     }
   }
 }
@@ -308,7 +329,7 @@ void for_each_task(int64_t n, F&& body) {
 
 template <typename T>
 Inputs<T> inputs_of(const Array& q, const Array& k, const Array& v) {
-  return {shape_of(q, v), q.data<T>(), k.data<T>(), v.data<T>()};
+  return {shape_of(q, v), Heads<const T>(q), Heads<const T>(k), Heads<const T>(v)};
 }
 
 }  // namespace
@@ -338,14 +359,15 @@ void attention_forward(const Array& q, const Array& k, const Array& v, const Arr
     Array ws = workspace<T>(cpu::attention_workspace_bytes(q, k, v, false) / int64_t(sizeof(T)), q);
     T* base = ws.data<T>();
     for_each_task(s.heads(), [&](int64_t bh, int) {
-      pack_head_keys(s, in.head_k(bh), base + bh * (kt_size + vp_size));
-      pack_head_rows(s, in.head_v(bh), s.Dv, base + bh * (kt_size + vp_size) + kt_size);
+      pack_head_keys(s, in.k(bh), base + bh * (kt_size + vp_size));
+      pack_head_rows(s, in.v(bh), s.Dv, base + bh * (kt_size + vp_size) + kt_size);
     });
     const int64_t tiles = (s.Tq + query_tile<T>() - 1) / query_tile<T>();
+    const Heads<T> o(out);
     for_each_task(s.heads() * tiles, [&](int64_t task, int thread) {
       const int64_t bh = task / tiles, i0 = (task % tiles) * query_tile<T>();
       const T* kt = base + bh * (kt_size + vp_size);
-      forward_tile(in, masking, drop, a.scale, bh, i0, kt, kt + kt_size, out.data<T>(), lse.data<T>(),
+      forward_tile(in, masking, drop, a.scale, bh, i0, kt, kt + kt_size, o(bh), lse.data<T>(),
                    Carver<T>{base + shared + thread * per_thread});
     });
   });
@@ -359,8 +381,8 @@ void attention_backward(const Array& dout, const Array& q, const Array& k, const
     const Inputs<T> in = inputs_of<T>(q, k, v);
     const Masking<T> masking(mask, a.causal);
     const Dropout drop{a.dropout_p, a.seed, a.offset};
-    const HeadGrads<T> g{in, masking, drop, T(a.scale), dout.data<T>(), out.data<T>(), lse.data<T>(),
-                         dq.data<T>(), dk.data<T>(), dv.data<T>()};
+    const HeadGrads<T> g{in, masking, drop, T(a.scale), Heads<const T>(dout), Heads<const T>(out), lse.data<T>(),
+                         Heads<T>(dq), Heads<T>(dk), Heads<T>(dv)};
     const int64_t per_thread = backward_thread_floats<T>(in.s);
     Array ws = workspace<T>(cpu::attention_workspace_bytes(q, k, v, true) / int64_t(sizeof(T)), q);
     T* base = ws.data<T>();

@@ -76,6 +76,14 @@ const Blocking& blocking() {
   return b;
 }
 
+// The K slice for a product of depth k: K cut into equal slices of at most bl.kc. Cutting 384 as
+// 336 + 48 would run a whole extra pass over C (read, add, write) for 48 units of work; 2 x 192 or
+// one slice of 384 (when it fits) does not.
+int64_t k_slice(const Blocking& bl, int64_t k) {
+  const int64_t slices = (k + bl.kc - 1) / bl.kc;
+  return (k + slices - 1) / std::max<int64_t>(slices, 1);
+}
+
 // Per-thread packing buffers, 64-byte aligned, grown on demand and reused across calls.
 struct PackBuffer {
   std::unique_ptr<char, decltype(&std::free)> mem{nullptr, &std::free};
@@ -172,8 +180,9 @@ template <typename T>
 void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, const Blocking& bl,
                 int64_t r0, int64_t r1, int64_t c0, int64_t c1, T* Ap, T* Bp) {
   const int64_t m_panels = (r1 - r0 + mr - 1) / mr;
-  for (int64_t pc = 0; pc < p.k; pc += bl.kc) {
-    const int64_t kc = std::min(bl.kc, p.k - pc);
+  const int64_t kc_step = k_slice(bl, p.k);
+  for (int64_t pc = 0; pc < p.k; pc += kc_step) {
+    const int64_t kc = std::min(kc_step, p.k - pc);
     for (int64_t i = 0; i < m_panels; ++i)
       pack_a_panel(p.a + (r0 + i * mr) * p.rsa + pc * p.csa, p.rsa, p.csa,
                    std::min<int64_t>(mr, r1 - r0 - i * mr), kc, mr, Ap + i * mr * kc);
@@ -311,7 +320,7 @@ Array gemm_pack_b(const Array& b) {
   return dispatch_f32_f64(b.dtype(), "gemm_pack_b", [&](auto tag) {
     using T = decltype(tag);
     const int nr = gemm_nr<T>();
-    const int64_t k = b.shape(0), n = b.shape(1), np = (n + nr - 1) / nr, kc_max = blocking<T>().kc;
+    const int64_t k = b.shape(0), n = b.shape(1), np = (n + nr - 1) / nr, kc_max = k_slice(blocking<T>(), k);
     Array out = Array::empty({std::max<int64_t>(1, k * np * nr)}, b.dtype(), b.device());
     T* dst = out.data<T>();
     const T* src = b.data<T>();

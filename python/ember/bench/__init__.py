@@ -12,6 +12,7 @@ SUITES = {
     "gemm": "ember.bench.gemm",                # matmul, GFLOP/s
     "conv": "ember.bench.conv",                # conv2d forward and forward+backward, GFLOP/s
     "rnn": "ember.bench.rnn",                  # LSTM/GRU forward + backward, GFLOP/s of the GEMM work
+    "attention": "ember.bench.attention",      # SDPA forward and forward+backward, GFLOP/s; BERT sentences/s
     "train": "ember.bench.train",              # MLP training step (ms) and the fused Adam update (GB/s)
 }
 
