@@ -2,6 +2,10 @@
 // accumulators, a fixed shared-memory tree, so results are bitwise reproducible), and a thread per
 // element for the normalisation. The backward's block reduces sum(dy) and sum(dy * xhat) for its
 // channel and then writes that channel's dx itself. Same formulas as csrc/cpu/norm.cpp.
+// Layer norm: one warp per row (mean, then the variance around it, then the output: three passes
+// over a row that stays in L1), float32 arithmetic for 16-bit storage. Its backward writes dx per
+// row the same way; dweight and dbias are column sums, taken per 256-row chunk and then added in
+// chunk order, so they are reproducible without atomics.
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "cuda/device/common.cuh"
@@ -122,6 +126,137 @@ void batch_norm_backward(const Array& dy, const Array& x, const Array& mean, con
         dy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), opt<T>(weight), batch_stats, dx.data<T>(),
         dweight.data<T>(), dbias.data<T>(), L);
     CUDA_CHECK_LAUNCH("batch_norm_backward");
+  });
+}
+
+// ---- layer norm ------------------------------------------------------------------------------
+
+namespace {
+
+constexpr int kRowsPerBlock = kThreads / dev::kWarp;
+constexpr int64_t kChunkRows = 256;
+
+template <typename A, typename T>
+__device__ A ld(const T* p, int64_t i) { return A(compute_t<T>(p[i])); }
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) layer_norm_kernel(const T* x, const T* w, const T* b, T* y, A* mean,
+                                                              A* rstd, int64_t rows, int64_t n, A eps) {
+  const int lane = threadIdx.x % dev::kWarp;
+  const int64_t r = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / dev::kWarp;
+  if (r >= rows) return;
+  const T* in = x + r * n;
+  A s = 0;
+  for (int64_t i = lane; i < n; i += dev::kWarp) s += ld<A>(in, i);
+  const A mu = dev::warp_all_sum(s) / A(n);
+  A ss = 0;
+  for (int64_t i = lane; i < n; i += dev::kWarp) {
+    const A d = ld<A>(in, i) - mu;
+    ss += d * d;
+  }
+  const A is = A(1) / sqrt(dev::warp_all_sum(ss) / A(n) + eps);
+  for (int64_t i = lane; i < n; i += dev::kWarp) {
+    A v = (ld<A>(in, i) - mu) * is;
+    if (w) v *= ld<A>(w, i);
+    if (b) v += ld<A>(b, i);
+    y[r * n + i] = T(v);
+  }
+  if (lane == 0) mean[r] = mu, rstd[r] = is;
+}
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) layer_norm_dx_kernel(const T* dy, const T* x, const A* mean, const A* rstd,
+                                                                 const T* w, T* dx, int64_t rows, int64_t n) {
+  const int lane = threadIdx.x % dev::kWarp;
+  const int64_t r = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / dev::kWarp;
+  if (r >= rows) return;
+  const T *g = dy + r * n, *in = x + r * n;
+  const A mu = mean[r], is = rstd[r];
+  A sg = 0, sgx = 0;
+  for (int64_t i = lane; i < n; i += dev::kWarp) {
+    const A gw = ld<A>(g, i) * (w ? ld<A>(w, i) : A(1));
+    sg += gw;
+    sgx += gw * (ld<A>(in, i) - mu) * is;
+  }
+  const A a = dev::warp_all_sum(sg) / A(n), c = dev::warp_all_sum(sgx) / A(n);
+  for (int64_t i = lane; i < n; i += dev::kWarp) {
+    const A gw = ld<A>(g, i) * (w ? ld<A>(w, i) : A(1));
+    dx[r * n + i] = T(is * (gw - a - (ld<A>(in, i) - mu) * is * c));
+  }
+}
+
+// partial[chunk][0 or 1][j]: sums of dy * xhat and dy over the chunk's rows, for column j.
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) layer_norm_dw_partial_kernel(const T* dy, const T* x, const A* mean,
+                                                                         const A* rstd, A* partial, int64_t rows,
+                                                                         int64_t n) {
+  const int64_t j = int64_t(blockIdx.x) * kThreads + threadIdx.x, chunk = blockIdx.y;
+  if (j >= n) return;
+  A sw = 0, sb = 0;
+  for (int64_t r = chunk * kChunkRows; r < min(rows, (chunk + 1) * kChunkRows); ++r) {
+    const A g = ld<A>(dy, r * n + j);
+    sw += g * (ld<A>(x, r * n + j) - mean[r]) * rstd[r];
+    sb += g;
+  }
+  partial[(chunk * 2) * n + j] = sw;
+  partial[(chunk * 2 + 1) * n + j] = sb;
+}
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) layer_norm_dw_total_kernel(const A* partial, T* dw, T* db, int64_t chunks,
+                                                                       int64_t n) {
+  const int64_t j = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (j >= n) return;
+  A sw = 0, sb = 0;
+  for (int64_t c = 0; c < chunks; ++c) sw += partial[(c * 2) * n + j], sb += partial[(c * 2 + 1) * n + j];
+  dw[j] = T(sw), db[j] = T(sb);
+}
+
+template <typename T>
+const T* data_or_null(const Array& a) { return a.defined() ? a.data<T>() : nullptr; }
+
+}  // namespace
+
+void layer_norm(const Array& x, const Array& weight, const Array& bias, double eps, Array& y, Array& mean,
+                Array& rstd) {
+  const int64_t rows = x.shape(0), n = x.shape(1);
+  if (rows == 0) return;
+  dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    DeviceGuard guard(x.device().index, "layer_norm");
+    layer_norm_kernel<T, A><<<unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock), kThreads, 0,
+                              stream_of(x.device().index)>>>(x.data<T>(), data_or_null<T>(weight),
+                                                             data_or_null<T>(bias), y.data<T>(), mean.data<A>(),
+                                                             rstd.data<A>(), rows, n, A(eps));
+    CUDA_CHECK_LAUNCH("layer_norm");
+  });
+}
+
+void layer_norm_backward(const Array& dy, const Array& x, const Array& mean, const Array& rstd, const Array& weight,
+                         Array& dx, Array& dweight, Array& dbias) {
+  const int64_t rows = x.shape(0), n = x.shape(1);
+  dispatch_float(x.dtype(), "layer_norm_backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    DeviceGuard guard(x.device().index, "layer_norm_backward");
+    cudaStream_t stream = stream_of(x.device().index);
+    if (rows > 0) {
+      layer_norm_dx_kernel<T, A><<<unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock), kThreads, 0, stream>>>(
+          dy.data<T>(), x.data<T>(), mean.data<A>(), rstd.data<A>(), data_or_null<T>(weight), dx.data<T>(), rows, n);
+      CUDA_CHECK_LAUNCH("layer_norm_backward");
+    }
+    if (!weight.defined()) return;
+    const int64_t chunks = std::max<int64_t>(1, (rows + kChunkRows - 1) / kChunkRows);
+    Array partial = Array::empty({chunks * 2 * n}, x.dtype() == DType::float64 ? DType::float64 : DType::float32,
+                                 x.device());
+    const unsigned col_blocks = unsigned((n + kThreads - 1) / kThreads);
+    layer_norm_dw_partial_kernel<T, A><<<dim3(col_blocks, unsigned(chunks)), kThreads, 0, stream>>>(
+        dy.data<T>(), x.data<T>(), mean.data<A>(), rstd.data<A>(), partial.data<A>(), rows, n);
+    CUDA_CHECK_LAUNCH("layer_norm_backward");
+    layer_norm_dw_total_kernel<T, A><<<col_blocks, kThreads, 0, stream>>>(partial.data<A>(), dweight.data<T>(),
+                                                                          dbias.data<T>(), chunks, n);
+    CUDA_CHECK_LAUNCH("layer_norm_backward");
   });
 }
 

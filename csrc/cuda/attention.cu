@@ -1,0 +1,367 @@
+// Scaled dot-product attention on CUDA, flash-style: the same algorithm as cpu/attention.cpp (online
+// softmax over key tiles, only the per-row log-sum-exp saved, the backward recomputing each
+// probability from it), with no Tq x Tk buffer anywhere.
+//
+// Work split: one block per (batch * head, tile of 16 query rows); 4 warps, each owning 4 query
+// rows. Keys come in tiles of 32, staged in shared memory as float32 (K padded to D + 1 floats per
+// row, so lane j reading row j hits 32 different banks). Lane j scores key j against each of the
+// warp's rows (a full D-long dot product, no reductions), the warp agrees on the running max and
+// sum with two butterflies, and every lane then accumulates its D/32 output columns over the 32
+// keys, the probabilities broadcast by shuffles. Storage may be float32, float16 or bfloat16; all
+// arithmetic is float32. Head dims up to 128 (the per-lane accumulators are 4 x 4 registers).
+//
+// The backward runs three kernels: Delta_i = dO_i . O_i; dQ by query rows (the forward's layout);
+// dK and dV by key rows (the transposed layout: lanes are queries). Each gradient is owned by one
+// warp, so nothing is accumulated atomically and results are reproducible.
+//
+// This is the CUDA-core version: the tensor-core (mma.sync / wgmma) tiles are not written yet.
+#include <cmath>
+#include "core/backend.h"
+#include "core/dispatch.h"
+#include "core/philox.h"
+#include "cuda/device/common.cuh"
+#include "cuda/runtime.cuh"
+
+namespace ember::cuda {
+namespace {
+
+constexpr int kWarps = 4, kRows = 4, kTile = dev::kWarp, kMaxD = 128, kSlots = kMaxD / dev::kWarp;
+constexpr int kBlockRows = kWarps * kRows;  // query (or key) rows per block
+
+// A (B, H, T, D) operand: any strides, unit stride along D.
+template <typename P>
+struct HeadsDev {
+  P* p;
+  int64_t sb, sh, st, H;
+  __device__ P* row(int64_t bh, int64_t i) const { return p + (bh / H) * sb + (bh % H) * sh + i * st; }
+};
+template <typename P>
+HeadsDev<P> heads_dev(const Array& a) {
+  return {a.data<std::remove_const_t<P>>(), a.strides()[0], a.strides()[1], a.strides()[2], a.shape(1)};
+}
+
+// Masks and dropout, as on the CPU: bool false or additive -inf masks out; causal is top-left
+// aligned; dropout draw number (bh * Tq + i) * Tk + j of the Philox stream decides element (i, j).
+template <typename T>
+struct Rules {
+  const void* mask;
+  bool mask_bool, causal;
+  int64_t sb, sh, si, sj, H, Tq, Tk;
+  float scale, drop_p, kept_scale;
+  uint64_t seed, offset;
+
+  __device__ float score(float dot, int64_t bh, int64_t i, int64_t j) const {
+    if (causal && j > i) return -INFINITY;
+    float s = dot * scale;
+    if (mask) {
+      const int64_t at = (bh / H) * sb + (bh % H) * sh + i * si + j * sj;
+      if (mask_bool) s = static_cast<const bool*>(mask)[at] ? s : -INFINITY;
+      else s += float(compute_t<T>(static_cast<const T*>(mask)[at]));
+    }
+    return s;
+  }
+  __device__ float dropped(float p, int64_t bh, int64_t i, int64_t j) const {
+    if (drop_p <= 0.0f) return p;
+    const uint64_t idx = uint64_t((bh * Tq + i) * Tk + j);
+    const Philox4 r = philox4x32_10(offset + idx / 4, seed);
+    return uniform01(r.v[idx % 4]) >= drop_p ? p * kept_scale : 0.0f;
+  }
+};
+
+template <typename T>
+Rules<T> rules_of(const Array& q, const Array& k, const Array& mask, const AttentionArgs& a) {
+  Rules<T> r{};
+  r.mask = mask.defined() ? mask.raw() : nullptr;
+  r.mask_bool = mask.defined() && mask.dtype() == DType::bool_;
+  r.causal = a.causal;
+  if (mask.defined()) r.sb = mask.strides()[0], r.sh = mask.strides()[1], r.si = mask.strides()[2], r.sj = mask.strides()[3];
+  r.H = q.shape(1), r.Tq = q.shape(2), r.Tk = k.shape(2);
+  r.scale = float(a.scale), r.drop_p = float(a.dropout_p), r.kept_scale = float(1.0 / (1.0 - a.dropout_p));
+  r.seed = a.seed, r.offset = a.offset;
+  return r;
+}
+
+// Rows [r0, r0 + n) of one head into shared memory as float32, `ld` floats apart; rows past the end
+// are zero.
+template <typename T>
+__device__ void stage_rows(const HeadsDev<const T>& src, int64_t bh, int64_t r0, int64_t rows_total, int n, int d,
+                           float* dst, int ld) {
+  for (int e = threadIdx.x; e < n * d; e += blockDim.x) {
+    const int r = e / d, c = e % d;
+    dst[r * ld + c] = r0 + r < rows_total ? float(compute_t<T>(src.row(bh, r0 + r)[c])) : 0.0f;
+  }
+}
+
+__device__ float dot(const float* a, const float* b, int d) {
+  float s = 0.0f;
+  for (int c = 0; c < d; ++c) s += a[c] * b[c];
+  return s;
+}
+
+// Shared memory of the kernels below: two staged (32 x D) tiles and the block's own rows of two
+// (16 x D) operands: 49 KiB at D = 128, past the 48 KiB a launch gets without opting in.
+size_t smem_bytes(int64_t d, int64_t dv) {
+  return sizeof(float) * size_t(kTile * (d + 1) + kTile * (dv + 1) + kBlockRows * (d + dv));
+}
+
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024)
+    CUDA_CHECK("scaled_dot_product_attention",
+               cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kWarps * dev::kWarp)
+    forward_kernel(HeadsDev<const T> q, HeadsDev<const T> k, HeadsDev<const T> v, HeadsDev<T> out, float* lse,
+                   Rules<T> rules, int D, int Dv) {
+  extern __shared__ float smem[];
+  float *ks = smem, *vs = ks + kTile * (D + 1), *qs = vs + kTile * (Dv + 1);
+  const int lane = threadIdx.x % dev::kWarp, warp = threadIdx.x / dev::kWarp;
+  const int64_t bh = blockIdx.y, i0 = int64_t(blockIdx.x) * kBlockRows, Tq = rules.Tq, Tk = rules.Tk;
+  stage_rows(q, bh, i0, Tq, kBlockRows, D, qs, D);
+  float m[kRows], l[kRows], o[kRows][kSlots];
+  for (int r = 0; r < kRows; ++r) {
+    m[r] = -INFINITY, l[r] = 0.0f;
+    for (int s = 0; s < kSlots; ++s) o[r][s] = 0.0f;
+  }
+  const int64_t last_row = min(i0 + kBlockRows, Tq) - 1;
+  for (int64_t j0 = 0; j0 < Tk; j0 += kTile) {
+    if (rules.causal && j0 > last_row) break;
+    __syncthreads();
+    stage_rows(k, bh, j0, Tk, kTile, D, ks, D + 1);
+    stage_rows(v, bh, j0, Tk, kTile, Dv, vs, Dv + 1);
+    __syncthreads();
+    const int64_t j = j0 + lane;
+    for (int r = 0; r < kRows; ++r) {
+      const int64_t i = i0 + warp * kRows + r;
+      if (i >= Tq) break;  // warp-uniform
+      const float s = j < Tk ? rules.score(dot(qs + (warp * kRows + r) * D, ks + lane * (D + 1), D), bh, i, j) : -INFINITY;
+      const float m_new = fmaxf(m[r], dev::warp_all_max(s));
+      if (m_new == -INFINITY) continue;  // every key so far masked out
+      const float corr = __expf(m[r] - m_new), p = __expf(s - m_new);
+      l[r] = l[r] * corr + dev::warp_all_sum(p);
+      m[r] = m_new;
+      const float pd = rules.dropped(p, bh, i, j);
+      for (int sl = 0; sl < kSlots; ++sl) o[r][sl] *= corr;
+      for (int jj = 0; jj < kTile; ++jj) {
+        const float pj = __shfl_sync(dev::kFullMask, pd, jj);
+        if (pj == 0.0f) continue;
+        for (int sl = 0; sl < kSlots; ++sl) {
+          const int c = lane + sl * dev::kWarp;
+          if (c < Dv) o[r][sl] += pj * vs[jj * (Dv + 1) + c];
+        }
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t i = i0 + warp * kRows + r;
+    if (i >= Tq) break;
+    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+    T* dst = out.row(bh, i);
+    for (int sl = 0; sl < kSlots; ++sl) {
+      const int c = lane + sl * dev::kWarp;
+      if (c < Dv) dst[c] = T(o[r][sl] * inv);
+    }
+    if (lane == 0) lse[bh * Tq + i] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+  }
+}
+
+// Delta_i = sum_d dO[i, d] * O[i, d]: one warp per row.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) delta_kernel(HeadsDev<const T> dout, HeadsDev<const T> out, float* delta,
+                                                         int64_t heads, int64_t Tq, int Dv) {
+  const int lane = threadIdx.x % dev::kWarp;
+  const int64_t row = int64_t(blockIdx.x) * (kThreads / dev::kWarp) + threadIdx.x / dev::kWarp;
+  if (row >= heads * Tq) return;
+  const int64_t bh = row / Tq, i = row % Tq;
+  float s = 0.0f;
+  for (int c = lane; c < Dv; c += dev::kWarp)
+    s += float(compute_t<T>(dout.row(bh, i)[c])) * float(compute_t<T>(out.row(bh, i)[c]));
+  s = dev::warp_all_sum(s);
+  if (lane == 0) delta[row] = s;
+}
+
+// dQ_i = scale * sum_j P_ij (dP_ij - Delta_i) K_j with dP_ij = dO_i . V_j (through the dropout):
+// query rows per warp, key tiles per lane, as in the forward.
+template <typename T>
+__global__ void __launch_bounds__(kWarps * dev::kWarp)
+    dq_kernel(HeadsDev<const T> q, HeadsDev<const T> k, HeadsDev<const T> v, HeadsDev<const T> dout,
+              const float* lse, const float* delta, HeadsDev<T> dq, Rules<T> rules, int D, int Dv) {
+  extern __shared__ float smem[];
+  float *ks = smem, *vs = ks + kTile * (D + 1), *qs = vs + kTile * (Dv + 1), *dos = qs + kBlockRows * D;
+  const int lane = threadIdx.x % dev::kWarp, warp = threadIdx.x / dev::kWarp;
+  const int64_t bh = blockIdx.y, i0 = int64_t(blockIdx.x) * kBlockRows, Tq = rules.Tq, Tk = rules.Tk;
+  stage_rows(q, bh, i0, Tq, kBlockRows, D, qs, D);
+  stage_rows(dout, bh, i0, Tq, kBlockRows, Dv, dos, Dv);
+  float acc[kRows][kSlots] = {};
+  const int64_t last_row = min(i0 + kBlockRows, Tq) - 1;
+  for (int64_t j0 = 0; j0 < Tk; j0 += kTile) {
+    if (rules.causal && j0 > last_row) break;
+    __syncthreads();
+    stage_rows(k, bh, j0, Tk, kTile, D, ks, D + 1);
+    stage_rows(v, bh, j0, Tk, kTile, Dv, vs, Dv + 1);
+    __syncthreads();
+    const int64_t j = j0 + lane;
+    for (int r = 0; r < kRows; ++r) {
+      const int64_t i = i0 + warp * kRows + r;
+      if (i >= Tq) break;
+      const float L = lse[bh * Tq + i];
+      float ds = 0.0f;
+      if (j < Tk && L != -INFINITY) {
+        const float p = __expf(rules.score(dot(qs + (warp * kRows + r) * D, ks + lane * (D + 1), D), bh, i, j) - L);
+        const float dp = rules.dropped(dot(dos + (warp * kRows + r) * Dv, vs + lane * (Dv + 1), Dv), bh, i, j);
+        ds = p * (dp - delta[bh * Tq + i]) * rules.scale;
+      }
+      for (int jj = 0; jj < kTile; ++jj) {
+        const float d = __shfl_sync(dev::kFullMask, ds, jj);
+        if (d == 0.0f) continue;
+        for (int sl = 0; sl < kSlots; ++sl) {
+          const int c = lane + sl * dev::kWarp;
+          if (c < D) acc[r][sl] += d * ks[jj * (D + 1) + c];
+        }
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t i = i0 + warp * kRows + r;
+    if (i >= Tq) break;
+    for (int sl = 0; sl < kSlots; ++sl) {
+      const int c = lane + sl * dev::kWarp;
+      if (c < D) dq.row(bh, i)[c] = T(acc[r][sl]);
+    }
+  }
+}
+
+// dV_j = sum_i Pd_ij dO_i and dK_j = scale * sum_i P_ij (dP_ij - Delta_i) Q_i: key rows per warp,
+// query tiles per lane (the transposed layout of dq_kernel).
+template <typename T>
+__global__ void __launch_bounds__(kWarps * dev::kWarp)
+    dkdv_kernel(HeadsDev<const T> q, HeadsDev<const T> k, HeadsDev<const T> v, HeadsDev<const T> dout,
+                const float* lse, const float* delta, HeadsDev<T> dk, HeadsDev<T> dv, Rules<T> rules, int D, int Dv) {
+  extern __shared__ float smem[];
+  float *qs = smem, *dos = qs + kTile * (D + 1), *ksr = dos + kTile * (Dv + 1), *vsr = ksr + kBlockRows * D;
+  const int lane = threadIdx.x % dev::kWarp, warp = threadIdx.x / dev::kWarp;
+  const int64_t bh = blockIdx.y, j0 = int64_t(blockIdx.x) * kBlockRows, Tq = rules.Tq, Tk = rules.Tk;
+  stage_rows(k, bh, j0, Tk, kBlockRows, D, ksr, D);
+  stage_rows(v, bh, j0, Tk, kBlockRows, Dv, vsr, Dv);
+  float dk_acc[kRows][kSlots] = {}, dv_acc[kRows][kSlots] = {};
+  // Causal: queries before the block's first key see none of its keys.
+  const int64_t first_q = rules.causal ? j0 / kTile * kTile : 0;
+  for (int64_t q0 = first_q; q0 < Tq; q0 += kTile) {
+    __syncthreads();
+    stage_rows(q, bh, q0, Tq, kTile, D, qs, D + 1);
+    stage_rows(dout, bh, q0, Tq, kTile, Dv, dos, Dv + 1);
+    __syncthreads();
+    const int64_t i = q0 + lane;
+    const float L = i < Tq ? lse[bh * Tq + i] : -INFINITY, dl = i < Tq ? delta[bh * Tq + i] : 0.0f;
+    for (int r = 0; r < kRows; ++r) {
+      const int64_t j = j0 + warp * kRows + r;
+      if (j >= Tk) break;
+      float pd = 0.0f, ds = 0.0f;
+      if (i < Tq && L != -INFINITY) {
+        const float p = __expf(rules.score(dot(qs + lane * (D + 1), ksr + (warp * kRows + r) * D, D), bh, i, j) - L);
+        pd = rules.dropped(p, bh, i, j);
+        const float dp = rules.dropped(dot(dos + lane * (Dv + 1), vsr + (warp * kRows + r) * Dv, Dv), bh, i, j);
+        ds = p * (dp - dl) * rules.scale;
+      }
+      for (int ii = 0; ii < kTile; ++ii) {
+        const float a = __shfl_sync(dev::kFullMask, pd, ii), b = __shfl_sync(dev::kFullMask, ds, ii);
+        if (a == 0.0f && b == 0.0f) continue;
+        for (int sl = 0; sl < kSlots; ++sl) {
+          const int c = lane + sl * dev::kWarp;
+          if (c < Dv) dv_acc[r][sl] += a * dos[ii * (Dv + 1) + c];
+          if (c < D) dk_acc[r][sl] += b * qs[ii * (D + 1) + c];
+        }
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t j = j0 + warp * kRows + r;
+    if (j >= Tk) break;
+    for (int sl = 0; sl < kSlots; ++sl) {
+      const int c = lane + sl * dev::kWarp;
+      if (c < D) dk.row(bh, j)[c] = T(dk_acc[r][sl]);
+      if (c < Dv) dv.row(bh, j)[c] = T(dv_acc[r][sl]);
+    }
+  }
+}
+
+void check_head_dims(const Array& q, const Array& v) {
+  EMBER_CHECK(q.shape(3) <= kMaxD && v.shape(3) <= kMaxD, "scaled_dot_product_attention",
+              "CUDA supports head dims up to ", kMaxD, ", got q ", shape_str(q.shape()), ", v ", shape_str(v.shape()));
+}
+
+dim3 grid_for_rows(int64_t rows, int64_t heads) {
+  return dim3(unsigned((rows + kBlockRows - 1) / kBlockRows), unsigned(heads));
+}
+
+template <typename F>
+void dispatch_storage(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::float32: return f(float{});
+    case DType::float16: return f(float16{});
+    case DType::bfloat16: return f(bfloat16{});
+    default: fail<TypeError>(op, "CUDA attention supports float32, float16 and bfloat16, got ", dtype_name(t));
+  }
+}
+
+}  // namespace
+
+int64_t attention_workspace_bytes(const Array& q, const Array&, const Array&, bool backward) {
+  return backward ? q.shape(0) * q.shape(1) * q.shape(2) * int64_t(sizeof(float)) : 0;  // Delta
+}
+
+void attention_forward(const Array& q, const Array& k, const Array& v, const Array& mask, const AttentionArgs& a,
+                       Array& out, Array& lse) {
+  check_head_dims(q, v);
+  const int64_t heads = q.shape(0) * q.shape(1), Tq = q.shape(2);
+  if (heads == 0 || Tq == 0) return;
+  dispatch_storage(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
+    using T = decltype(tag);
+    DeviceGuard guard(q.device().index, "scaled_dot_product_attention");
+    const int D = int(q.shape(3)), Dv = int(v.shape(3));
+    const size_t smem = smem_bytes(D, Dv);
+    allow_smem(forward_kernel<T>, smem);
+    forward_kernel<T><<<grid_for_rows(Tq, heads), kWarps * dev::kWarp, smem, stream_of(q.device().index)>>>(
+        heads_dev<const T>(q), heads_dev<const T>(k), heads_dev<const T>(v), heads_dev<T>(out), lse.data<float>(),
+        rules_of<T>(q, k, mask, a), D, Dv);
+    CUDA_CHECK_LAUNCH("scaled_dot_product_attention");
+  });
+}
+
+void attention_backward(const Array& dout, const Array& q, const Array& k, const Array& v, const Array& out,
+                        const Array& lse, const Array& mask, const AttentionArgs& a, Array& dq, Array& dk,
+                        Array& dv) {
+  check_head_dims(q, v);
+  const int64_t heads = q.shape(0) * q.shape(1), Tq = q.shape(2), Tk = k.shape(2);
+  if (heads == 0) return;
+  dispatch_storage(q.dtype(), "scaled_dot_product_attention_backward", [&](auto tag) {
+    using T = decltype(tag);
+    DeviceGuard guard(q.device().index, "scaled_dot_product_attention_backward");
+    cudaStream_t stream = stream_of(q.device().index);
+    const int D = int(q.shape(3)), Dv = int(v.shape(3));
+    Array delta = Array::empty({std::max<int64_t>(1, heads * Tq)}, DType::float32, q.device());
+    const Rules<T> rules = rules_of<T>(q, k, mask, a);
+    const auto Q = heads_dev<const T>(q), K = heads_dev<const T>(k), V = heads_dev<const T>(v);
+    const auto dO = heads_dev<const T>(dout);
+    if (Tq > 0) {
+      const unsigned warps_per_block = kThreads / dev::kWarp;
+      delta_kernel<T><<<unsigned((heads * Tq + warps_per_block - 1) / warps_per_block), kThreads, 0, stream>>>(
+          dO, heads_dev<const T>(out), delta.data<float>(), heads, Tq, Dv);
+      CUDA_CHECK_LAUNCH("scaled_dot_product_attention_backward");
+      allow_smem(dq_kernel<T>, smem_bytes(D, Dv));
+      dq_kernel<T><<<grid_for_rows(Tq, heads), kWarps * dev::kWarp, smem_bytes(D, Dv), stream>>>(
+          Q, K, V, dO, lse.data<float>(), delta.data<float>(), heads_dev<T>(dq), rules, D, Dv);
+      CUDA_CHECK_LAUNCH("scaled_dot_product_attention_backward");
+    }
+    if (Tk > 0) {
+      allow_smem(dkdv_kernel<T>, smem_bytes(D, Dv));
+      dkdv_kernel<T><<<grid_for_rows(Tk, heads), kWarps * dev::kWarp, smem_bytes(D, Dv), stream>>>(
+          Q, K, V, dO, lse.data<float>(), delta.data<float>(), heads_dev<T>(dk), heads_dev<T>(dv), rules, D, Dv);
+      CUDA_CHECK_LAUNCH("scaled_dot_product_attention_backward");
+    }
+  });
+}
+
+}  // namespace ember::cuda
