@@ -112,6 +112,18 @@ def test_linear_fused_epilogue(act, ref, shape, device):
              [shape, (33, 7), (33,)], device, reduce_n=7, fd_limit=2000)
 
 
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh"])
+def test_linear_gelu_runs_fused_without_a_graph(act):
+    """No graph (inference): GELU runs in the GEMM epilogue (vectorised on float32), not as its own op."""
+    r, seed = rng()
+    x, w, b = r.standard_normal((131, 40)), r.standard_normal((70, 40)), r.standard_normal(70)
+    z = x.astype(np.float32).astype(np.float64) @ w.astype(np.float32).astype(np.float64).T + b.astype(np.float32)
+    want = _np_gelu(z) if act == "gelu" else 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3)))
+    with em.no_grad():
+        got = em.linear(em.tensor(x, dtype="float32"), em.tensor(w, dtype="float32"), em.tensor(b, dtype="float32"), act)
+    assert_close(got.numpy(), want, 2e-5, msg=f"seed {seed}")
+
+
 def test_linear_without_bias(device):
     check_op(lambda x, w: em.linear(x, w), lambda x, w: x @ w.T, [(4, 9), (5, 9)], device, reduce_n=9)
 

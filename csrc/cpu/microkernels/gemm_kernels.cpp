@@ -20,6 +20,7 @@
 #endif
 #include "core/scalar_math.h"
 #include "cpu/microkernels/gemm.h"
+#include "cpu/simd/kernels.h"
 
 #define EMBER_CAT_(a, b) a##b
 #define EMBER_CAT(a, b) EMBER_CAT_(a, b)
@@ -73,15 +74,23 @@ inline void store_row(const Vec<T> (&acc)[NV], T* c, int n, const GemmStore<T>& 
   constexpr int L = kLanes<T>;
   T row[NV * L];
   for (int v = 0; v < NV; ++v) store(row + v * L, acc[v]);
+  // GELU on float32 goes through the vectorised row loop of the SIMD table (its erf is built on a
+  // vector exp); the scalar formula would call libm's erf per element.
+  const bool vector_gelu = std::is_same_v<T, float> && st.last &&
+                           (st.act == Activation::gelu || st.act == Activation::gelu_tanh);
   for (int j = 0; j < n; ++j) {
     T r = st.alpha * row[j];
     if (st.first) r = st.beta == T(0) ? r : r + st.beta * c[j];
     else r += c[j];
     if (st.last) {
       if (st.bias) r += st.bias[j];
-      r = apply_activation(st.act, r);
+      if (!vector_gelu) r = apply_activation(st.act, r);
     }
     c[j] = r;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (vector_gelu)
+      simd().unary_f32(st.act == Activation::gelu ? UnaryOp::gelu : UnaryOp::gelu_tanh, c, c, n);
   }
 }
 

@@ -51,8 +51,8 @@ class BertConfig:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
-_ACTS = {"gelu": lambda x: F.gelu(x), "gelu_new": lambda x: F.gelu(x, "tanh"),
-         "gelu_pytorch_tanh": lambda x: F.gelu(x, "tanh"), "relu": F.relu}
+# hidden_act -> the fused GEMM epilogue's name (ember.ops.linalg.linear).
+_ACTS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 
 
 class _Dense(nn.Module):
@@ -103,7 +103,7 @@ class _Intermediate(nn.Module):
         self.dense, self.act = nn.Linear(c.hidden_size, c.intermediate_size), _ACTS[c.hidden_act]
 
     def forward(self, x):
-        return self.act(self.dense(x))
+        return linear(x, self.dense.weight, self.dense.bias, self.act)
 
 
 class BertLayer(nn.Module):

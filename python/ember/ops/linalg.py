@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import _C
 from ..tensor import Tensor
+from ..autograd.graph import is_grad_enabled
 from ._util import make, unbroadcast, wrap
 
 _ACTS = {None: _C.Activation.none, "none": _C.Activation.none, "relu": _C.Activation.relu,
@@ -58,8 +59,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=Non
     if x.ndim == 0 or weight.ndim != 2:
         raise ValueError(f"[linear] expects x (..., in) and weight (out, in), got shapes {x.shape} and {weight.shape}")
     act = _ACTS[activation]
-    if act in (_C.Activation.gelu, _C.Activation.gelu_tanh):
+    needs_grad = is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
+    if act in (_C.Activation.gelu, _C.Activation.gelu_tanh) and needs_grad:
         # GELU's derivative needs the pre-activation: keep z, apply the activation as its own op.
+        # (Without a graph, as in inference, it runs fused in the epilogue like ReLU.)
         from .elementwise import gelu
         return gelu(linear(x, weight, bias), "tanh" if activation == "gelu_tanh" else "none")
     wt = _mT(weight._a)
