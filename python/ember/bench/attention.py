@@ -98,6 +98,7 @@ def _torch_bert(torch, model, path, device):
     """The same weights in PyTorch: transformers' BertModel when installed, else plain PyTorch."""
     try:
         import transformers
+        transformers.logging.set_verbosity_error()  # its load report lists the unused pooler weights
         if path is not None:
             m = transformers.BertModel.from_pretrained(path, add_pooling_layer=False, attn_implementation="sdpa")
             return "torch (transformers)", lambda ids, mask: m.to(device).eval()(input_ids=ids, attention_mask=mask)[0]
