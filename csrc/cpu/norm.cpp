@@ -6,7 +6,8 @@
 //   backward: sum(dy) and sum(dy * xhat) per channel, then (batch statistics)
 //             dx = scale * (dy - sum(dy)/M - xhat * sum(dy xhat)/M), or dx = scale * dy (running ones)
 // Layer normalisation: x is (rows, n), each row normalised on its own, rows spread over threads.
-//   forward:  mean and variance of the row (two passes while it is in L1), then y = xhat * w + b
+//   forward:  mean and variance of the row (two passes while it is in L1; float32 in the per-ISA
+//             vector loop, float64 in double), then y = xhat * w + b
 //   backward: with g = dy * w, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight and dbias
 //             are column sums over rows, accumulated per thread chunk and added in chunk order, so
 //             they do not depend on timing.
@@ -17,6 +18,7 @@
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "cpu/parallel.h"
+#include "cpu/simd/kernels.h"
 
 namespace ember::cpu {
 namespace {
@@ -112,18 +114,37 @@ namespace {
 
 int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(n, 1)); }
 
-// Mean and 1/sqrt(biased variance + eps) of one row, accumulated in double.
+// One row: float32 through the per-ISA loop (cpu/simd/kernels.cpp), float64 here in double.
 template <typename T>
-std::pair<double, double> row_moments(const T* x, int64_t n, double eps) {
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += double(x[i]);
-  const double mean = sum / double(n);
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = double(x[i]) - mean;
-    ss += d * d;
+void layer_norm_row(const T* x, const T* w, const T* b, int64_t n, double eps, T* y, T* mean, T* rstd) {
+  if constexpr (std::is_same_v<T, float>) {
+    simd().layer_norm_row_f32(x, w, b, n, float(eps), y, mean, rstd);
+  } else {
+    T sum = 0, ss = 0;
+    for (int64_t i = 0; i < n; ++i) sum += x[i];
+    const T mu = sum / T(n);
+    for (int64_t i = 0; i < n; ++i) ss += (x[i] - mu) * (x[i] - mu);
+    const T is = T(1) / std::sqrt(ss / T(n) + T(eps));
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * is * (w ? w[i] : T(1)) + (b ? b[i] : T(0));
+    *mean = mu, *rstd = is;
   }
-  return {mean, 1.0 / std::sqrt(ss / double(n) + eps)};
+}
+
+template <typename T>
+void layer_norm_backward_row(const T* dy, const T* x, T mu, T is, const T* w, int64_t n, T* dx, T* dw, T* db) {
+  if constexpr (std::is_same_v<T, float>) {
+    simd().layer_norm_backward_row_f32(dy, x, mu, is, w, n, dx, dw, db);
+  } else {
+    T sg = 0, sgx = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T gw = dy[i] * (w ? w[i] : T(1));
+      sg += gw, sgx += gw * (x[i] - mu) * is;
+    }
+    const T a = sg / T(n), c = sgx / T(n);
+    for (int64_t i = 0; i < n; ++i) dx[i] = is * (dy[i] * (w ? w[i] : T(1)) - a - (x[i] - mu) * is * c);
+    if (dw)
+      for (int64_t i = 0; i < n; ++i) dw[i] += dy[i] * (x[i] - mu) * is, db[i] += dy[i];
+  }
 }
 
 }  // namespace
@@ -135,18 +156,8 @@ void layer_norm(const Array& x, const Array& weight, const Array& bias, double e
     using T = decltype(tag);
     const T *w = weight.defined() ? weight.data<T>() : nullptr, *b = bias.defined() ? bias.data<T>() : nullptr;
     parallel_for(rows, grain_rows(n), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const T* in = x.data<T>() + r * n;
-        T* out = y.data<T>() + r * n;
-        const auto [mu, is] = row_moments(in, n, eps);
-        mean.data<T>()[r] = T(mu);
-        rstd.data<T>()[r] = T(is);
-        const T m = T(mu), s = T(is);
-        for (int64_t i = 0; i < n; ++i) {
-          const T v = (in[i] - m) * s;
-          out[i] = w ? v * w[i] + (b ? b[i] : T(0)) : (b ? v + b[i] : v);
-        }
-      }
+      for (int64_t r = r0; r < r1; ++r)
+        layer_norm_row(x.data<T>() + r * n, w, b, n, eps, y.data<T>() + r * n, mean.data<T>() + r, rstd.data<T>() + r);
     });
   });
 }
@@ -157,26 +168,16 @@ void layer_norm_backward(const Array& dy, const Array& x, const Array& mean, con
   dispatch_f32_f64(x.dtype(), "layer_norm_backward", [&](auto tag) {
     using T = decltype(tag);
     const T* w = weight.defined() ? weight.data<T>() : nullptr;
-    // Column sums: one (2, n) partial per chunk of rows; chunks are fixed by the row count alone.
+    // Column sums: one (2, n) partial per chunk of rows; chunks are fixed by the row count alone,
+    // and the partials are added in chunk order (in double), so the result does not depend on timing.
     const int64_t chunk = std::max<int64_t>(grain_rows(n), 16), chunks = (rows + chunk - 1) / chunk;
-    std::vector<double> partial(w ? size_t(chunks * 2 * n) : 0, 0.0);
+    std::vector<T> partial(w ? size_t(chunks * 2 * n) : 0, T(0));
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
-        double* dw = w ? partial.data() + c * 2 * n : nullptr;
-        for (int64_t r = c * chunk; r < std::min(rows, (c + 1) * chunk); ++r) {
-          const T *g = dy.data<T>() + r * n, *in = x.data<T>() + r * n;
-          const T m = mean.data<T>()[r], s = rstd.data<T>()[r];
-          double sum_g = 0, sum_g_xhat = 0;
-          for (int64_t i = 0; i < n; ++i) {
-            const T xhat = (in[i] - m) * s, gw = w ? g[i] * w[i] : g[i];
-            sum_g += double(gw);
-            sum_g_xhat += double(gw) * double(xhat);
-            if (dw) dw[i] += double(g[i]) * double(xhat), dw[n + i] += double(g[i]);
-          }
-          const T a = T(sum_g / double(n)), bcoef = T(sum_g_xhat / double(n));
-          T* d = dx.data<T>() + r * n;
-          for (int64_t i = 0; i < n; ++i) d[i] = s * ((w ? g[i] * w[i] : g[i]) - a - (in[i] - m) * s * bcoef);
-        }
+        T* dw = w ? partial.data() + c * 2 * n : nullptr;
+        for (int64_t r = c * chunk; r < std::min(rows, (c + 1) * chunk); ++r)
+          layer_norm_backward_row(dy.data<T>() + r * n, x.data<T>() + r * n, mean.data<T>()[r], rstd.data<T>()[r], w,
+                                  n, dx.data<T>() + r * n, dw, dw ? dw + n : nullptr);
       }
     });
     if (!w) return;

@@ -392,11 +392,55 @@ double exp_sum_f32(const float* x, float shift, float* out, int64_t n) {
   return s;
 }
 
+// Two passes over the row (mean, then squared deviations: no cancellation), float lanes: a row is
+// a few thousand values, and the lanes' 16 partial sums keep the rounding near sqrt(n/16) ulps.
+void layer_norm_row_f32(const float* x, const float* w, const float* b, int64_t n, float eps, float* y, float* mean,
+                        float* rstd) {
+  float s = 0.0f, ss = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  const float mu = s / float(n);
+#pragma omp simd reduction(+ : ss)
+  for (int64_t i = 0; i < n; ++i) ss += (x[i] - mu) * (x[i] - mu);
+  const float is = 1.0f / std::sqrt(ss / float(n) + eps);
+  if (w && b) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * is * w[i] + b[i];
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * is * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+  }
+  *mean = mu, *rstd = is;
+}
+
+void layer_norm_backward_row_f32(const float* dy, const float* x, float mu, float is, const float* w, int64_t n,
+                                 float* dx, float* dw_acc, float* db_acc) {
+  float sg = 0.0f, sgx = 0.0f;
+#pragma omp simd reduction(+ : sg, sgx)
+  for (int64_t i = 0; i < n; ++i) {
+    const float gw = dy[i] * (w ? w[i] : 1.0f);
+    sg += gw;
+    sgx += gw * (x[i] - mu) * is;
+  }
+  const float a = sg / float(n), c = sgx / float(n);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float xhat = (x[i] - mu) * is;
+    dx[i] = is * (dy[i] * (w ? w[i] : 1.0f) - a - xhat * c);
+  }
+  if (!dw_acc) return;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    dw_acc[i] += dy[i] * (x[i] - mu) * is;
+    db_acc[i] += dy[i];
+  }
+}
+
 }  // namespace
 
 extern const SimdKernels table = {
     EMBER_STR(EMBER_ISA),
     binary_f32, unary_f32, where_f32, sum_f32, max_f32, min_f32, sum_cols_f32, fma_gflops,
-    adam_f32, sgd_f32, rnn_forward_row_f32, exp_sum_f32, unary_backward_f32, rmsprop_f32};
+    adam_f32, sgd_f32, rnn_forward_row_f32, exp_sum_f32, unary_backward_f32, layer_norm_row_f32, layer_norm_backward_row_f32, rmsprop_f32};
 
 }  // namespace ember::cpu::ISA_NS

@@ -39,6 +39,13 @@ struct SimdKernels {
   // out[i] = g[i] * f'(x[i]) for the smooth activations (gelu, gelu_tanh, tanh, sigmoid); false
   // for ops without a vector loop here.
   bool (*unary_backward_f32)(UnaryOp op, const float* x, const float* g, float* out, int64_t n);
+  // Layer norm of one row of n: y = (x - mean) * rstd * w + b (w, b may be null), writing mean and
+  // rstd; and its backward: dx for the row, and dy * xhat, dy added into the column accumulators
+  // dw_acc, db_acc (null: skipped).
+  void (*layer_norm_row_f32)(const float* x, const float* w, const float* b, int64_t n, float eps, float* y,
+                             float* mean, float* rstd);
+  void (*layer_norm_backward_row_f32)(const float* dy, const float* x, float mean, float rstd, const float* w,
+                                      int64_t n, float* dx, float* dw_acc, float* db_acc);
   void (*rmsprop_f32)(const RmspropRule& r, float* p, const float* g, float* sq, float* buf, float* avg, int64_t n);
 };
 
