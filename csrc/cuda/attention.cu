@@ -92,6 +92,28 @@ __device__ void stage_rows(const HeadsDev<const T>& src, int64_t bh, int64_t r0,
   }
 }
 
+// acc[sl] += sum_jj w(lane jj) * tile[jj][lane + 32 sl] over the columns < cols: this lane's share
+// of a (1 x 32) @ (32 x cols) product whose 32 weights are spread over the warp's lanes.
+__device__ void accumulate_tile(float (&acc)[kSlots], float w, const float* tile, int ld, int cols, int lane) {
+  for (int jj = 0; jj < kTile; ++jj) {
+    const float wj = __shfl_sync(dev::kFullMask, w, jj);
+    if (wj == 0.0f) continue;  // masked, dropped or causal-cut: warp-uniform after the shuffle
+    for (int sl = 0; sl < kSlots; ++sl) {
+      const int c = lane + sl * dev::kWarp;
+      if (c < cols) acc[sl] += wj * tile[jj * ld + c];
+    }
+  }
+}
+
+// dst[lane + 32 sl] = scale * acc[sl] for the columns < cols.
+template <typename T>
+__device__ void store_row(T* dst, const float (&acc)[kSlots], float scale, int cols, int lane) {
+  for (int sl = 0; sl < kSlots; ++sl) {
+    const int c = lane + sl * dev::kWarp;
+    if (c < cols) dst[c] = T(acc[sl] * scale);
+  }
+}
+
 __device__ float dot(const float* a, const float* b, int d) {
   float s = 0.0f;
   for (int c = 0; c < d; ++c) s += a[c] * b[c];
@@ -144,25 +166,13 @@ __global__ void __launch_bounds__(kWarps * dev::kWarp)
       m[r] = m_new;
       const float pd = rules.dropped(p, bh, i, j);
       for (int sl = 0; sl < kSlots; ++sl) o[r][sl] *= corr;
-      for (int jj = 0; jj < kTile; ++jj) {
-        const float pj = __shfl_sync(dev::kFullMask, pd, jj);
-        if (pj == 0.0f) continue;
-        for (int sl = 0; sl < kSlots; ++sl) {
-          const int c = lane + sl * dev::kWarp;
-          if (c < Dv) o[r][sl] += pj * vs[jj * (Dv + 1) + c];
-        }
-      }
+      accumulate_tile(o[r], pd, vs, Dv + 1, Dv, lane);
     }
   }
   for (int r = 0; r < kRows; ++r) {
     const int64_t i = i0 + warp * kRows + r;
     if (i >= Tq) break;
-    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-    T* dst = out.row(bh, i);
-    for (int sl = 0; sl < kSlots; ++sl) {
-      const int c = lane + sl * dev::kWarp;
-      if (c < Dv) dst[c] = T(o[r][sl] * inv);
-    }
+    store_row(out.row(bh, i), o[r], l[r] > 0.0f ? 1.0f / l[r] : 0.0f, Dv, lane);
     if (lane == 0) lse[bh * Tq + i] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
   }
 }
@@ -213,23 +223,13 @@ __global__ void __launch_bounds__(kWarps * dev::kWarp)
         const float dp = rules.dropped(dot(dos + (warp * kRows + r) * Dv, vs + lane * (Dv + 1), Dv), bh, i, j);
         ds = p * (dp - delta[bh * Tq + i]) * rules.scale;
       }
-      for (int jj = 0; jj < kTile; ++jj) {
-        const float d = __shfl_sync(dev::kFullMask, ds, jj);
-        if (d == 0.0f) continue;
-        for (int sl = 0; sl < kSlots; ++sl) {
-          const int c = lane + sl * dev::kWarp;
-          if (c < D) acc[r][sl] += d * ks[jj * (D + 1) + c];
-        }
-      }
+      accumulate_tile(acc[r], ds, ks, D + 1, D, lane);
     }
   }
   for (int r = 0; r < kRows; ++r) {
     const int64_t i = i0 + warp * kRows + r;
     if (i >= Tq) break;
-    for (int sl = 0; sl < kSlots; ++sl) {
-      const int c = lane + sl * dev::kWarp;
-      if (c < D) dq.row(bh, i)[c] = T(acc[r][sl]);
-    }
+    store_row(dq.row(bh, i), acc[r], 1.0f, D, lane);
   }
 }
 
@@ -265,25 +265,15 @@ __global__ void __launch_bounds__(kWarps * dev::kWarp)
         const float dp = rules.dropped(dot(dos + lane * (Dv + 1), vsr + (warp * kRows + r) * Dv, Dv), bh, i, j);
         ds = p * (dp - dl) * rules.scale;
       }
-      for (int ii = 0; ii < kTile; ++ii) {
-        const float a = __shfl_sync(dev::kFullMask, pd, ii), b = __shfl_sync(dev::kFullMask, ds, ii);
-        if (a == 0.0f && b == 0.0f) continue;
-        for (int sl = 0; sl < kSlots; ++sl) {
-          const int c = lane + sl * dev::kWarp;
-          if (c < Dv) dv_acc[r][sl] += a * dos[ii * (Dv + 1) + c];
-          if (c < D) dk_acc[r][sl] += b * qs[ii * (D + 1) + c];
-        }
-      }
+      accumulate_tile(dv_acc[r], pd, dos, Dv + 1, Dv, lane);
+      accumulate_tile(dk_acc[r], ds, qs, D + 1, D, lane);
     }
   }
   for (int r = 0; r < kRows; ++r) {
     const int64_t j = j0 + warp * kRows + r;
     if (j >= Tk) break;
-    for (int sl = 0; sl < kSlots; ++sl) {
-      const int c = lane + sl * dev::kWarp;
-      if (c < D) dk.row(bh, j)[c] = T(dk_acc[r][sl]);
-      if (c < Dv) dv.row(bh, j)[c] = T(dv_acc[r][sl]);
-    }
+    store_row(dk.row(bh, j), dk_acc[r], 1.0f, D, lane);
+    store_row(dv.row(bh, j), dv_acc[r], 1.0f, Dv, lane);
   }
 }
 
