@@ -1,6 +1,7 @@
-// Convolution's device-neutral driver: shape checks, then per image an unfold (im2col, a backend
-// kernel) and one GEMM per group on ember's GEMM (gemm_), so the convolution runs as fast as the
-// GEMM does at (O/groups) x (C/groups * KH * KW) x (Ho * Wo). The backward passes reuse the same
+// Convolution's device-neutral driver: shape checks, then either a backend's whole-convolution
+// kernel (conv2d_direct*: CUDA's implicit GEMM) or, where the backend declines (the CPU), per image
+// an unfold (im2col, a backend kernel) and one GEMM per group on ember's GEMM (gemm_), so the
+// convolution runs as fast as the GEMM does at (O/groups) x (C/groups * KH * KW) x (Ho * Wo). The backward passes reuse the same
 // pieces: dx = fold(W^T @ dy) (col2im), dW = sum over images of dy @ cols^T (accumulated by the GEMM).
 #include "core/ops.h"
 #include "core/backend.h"
@@ -98,9 +99,17 @@ Array conv2d(const Array& x_in, const Array& w_in, const Array* bias, const Conv
   const char* op = "conv2d";
   check_float(op, x_in, w_in);
   const ConvShape s = conv_shape(op, x_in.shape(), w_in.shape(), g);
+  if (bias) {
+    check_float(op, x_in, *bias);
+    EMBER_CHECK(bias->ndim() == 1 && bias->shape(0) == s.o, op, "bias must be (", s.o, ",), got ",
+                shape_str(bias->shape()));
+  }
   const Array x = x_in.contiguous(), w = w_in.contiguous().reshape({s.o, -1});
   const int64_t K = (s.c / g.groups) * s.kh * s.kw, L = s.ho * s.wo, og = s.o / g.groups;
   Array out = Array::empty({s.n, s.o, s.ho, s.wo}, x.dtype(), x.device());
+  if (!depthwise(s, g) && EMBER_ON_DEVICE(x.device(), conv2d_direct, x, w.reshape(w_in.shape()),
+                                          bias ? bias->contiguous() : Array(), out, g))
+    return out;  // bias added by the kernel
   if (depthwise(s, g)) {
     EMBER_ON_DEVICE(x.device(), depthwise_conv2d, x, w.reshape({s.c, s.kh, s.kw}), out, g);
   } else {
@@ -118,11 +127,7 @@ Array conv2d(const Array& x_in, const Array& w_in, const Array* bias, const Conv
       rows_to_images(y, out, n0, b, s.o, L);
     }
   }
-  if (!bias) return out;
-  check_float(op, x_in, *bias);
-  EMBER_CHECK(bias->ndim() == 1 && bias->shape(0) == s.o, op, "bias must be (", s.o, ",), got ",
-              shape_str(bias->shape()));
-  return binary(BinaryOp::add, out, bias->reshape({1, s.o, 1, 1}));
+  return bias ? binary(BinaryOp::add, out, bias->reshape({1, s.o, 1, 1})) : out;
 }
 
 Array conv2d_backward_input(const Array& grad_in, const Array& w_in, const Shape& x_shape, const Conv2dGeom& g) {
@@ -136,6 +141,10 @@ Array conv2d_backward_input(const Array& grad_in, const Array& w_in, const Shape
     Array dx = Array::empty(x_shape, grad.dtype(), grad.device());
     EMBER_ON_DEVICE(grad.device(), depthwise_conv2d_backward_input, grad, w.reshape({s.c, s.kh, s.kw}), dx, g);
     return dx;
+  }
+  {
+    Array dx = Array::empty(x_shape, grad.dtype(), grad.device());
+    if (EMBER_ON_DEVICE(grad.device(), conv2d_direct_backward_input, grad, w.reshape(w_in.shape()), dx, g)) return dx;
   }
   Array dx = full(x_shape, 0.0, grad.dtype(), grad.device());
   const int64_t nb = images_per_chunk(s, L, grad.itemsize());
@@ -166,6 +175,10 @@ Array conv2d_backward_weight(const Array& grad_in, const Array& x_in, const Shap
     Array dw = Array::empty({s.c, s.kh, s.kw}, grad.dtype(), grad.device());
     EMBER_ON_DEVICE(grad.device(), depthwise_conv2d_backward_weight, grad, x, dw, g);
     return dw.reshape(w_shape);
+  }
+  {
+    Array dw = Array::empty(w_shape, grad.dtype(), grad.device());
+    if (EMBER_ON_DEVICE(grad.device(), conv2d_direct_backward_weight, grad, x, dw, g)) return dw;
   }
   Array dw = full({s.o, K}, 0.0, grad.dtype(), grad.device());
   const int64_t nb = images_per_chunk(s, L, x.itemsize());

@@ -124,6 +124,11 @@ void for_each_tap_row(const Plane& p, const Conv2dGeom& g, F body) {
 
 }  // namespace
 
+// The CPU unfolds into its own GEMM (core/conv.cpp): no whole-convolution kernels here.
+bool conv2d_direct(const Array&, const Array&, const Array&, Array&, const Conv2dGeom&) { return false; }
+bool conv2d_direct_backward_input(const Array&, const Array&, Array&, const Conv2dGeom&) { return false; }
+bool conv2d_direct_backward_weight(const Array&, const Array&, Array&, const Conv2dGeom&) { return false; }
+
 void depthwise_conv2d(const Array& x, const Array& w, Array& y, const Conv2dGeom& g) {
   const Plane p = plane_of(x, w, y);
   const int64_t C = x.shape(1), planes = x.shape(0) * C;

@@ -1,7 +1,15 @@
-// Convolution's data movement on CUDA (the arithmetic is ember's GEMM, driven by core/conv.cpp).
-// im2col: a thread per element of cols (coalesced writes along the output positions). col2im: a
-// thread per input pixel that gathers every (tap, output) pair that read it: no atomics, so the
-// input gradient is bitwise reproducible.
+// Convolution on CUDA. The three passes run as implicit GEMMs (conv2d_direct*): a tiled GEMM whose
+// operand tiles are gathered straight from the images into shared memory, so no im2col buffer is
+// ever written:
+//   forward          y[o, (n, oh, ow)]  = sum_(c, kh, kw)   w[o, (c, kh, kw)] x[n, c, ih, iw]
+//   input gradient   dx[c, (n, ih, iw)] = sum_(o, kh, kw)   w[o, (c, kh, kw)] dy[n, o, oh, ow]
+//   weight gradient  dw[o, (c, kh, kw)] = sum_(n, oh, ow)   dy[n, o, oh, ow]  x[n, c, ih, iw]
+// per group (blockIdx.z), with ih = oh * stride - pad + kh * dilation (the input gradient keeps only
+// the (oh, kh) pairs where that division is exact). Each output element is owned by one thread, so
+// all three are reproducible without atomics. 64 x 64 tiles, K steps of 16, 256 threads of 4 x 4
+// outputs; float32 and float64 (the CUDA-core path: no tensor cores, since convolutions take
+// float32/float64 only).
+// im2col/col2im (a thread per element; col2im gathers, no atomics) remain for the backend interface.
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "cuda/device/common.cuh"
@@ -118,6 +126,140 @@ Dims dims_of(const Array& x, const Array& cols, int64_t kh, int64_t kw, const Co
   return {x.shape(0), H, x.shape(2), kh, kw, ho, cols.shape(1) / ho, cols.strides()[0]};
 }
 
+// ---- implicit GEMM ------------------------------------------------------------------------------
+
+constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kGemmThreads = 256;
+static_assert(kTileM * kTileK == kTileK * kTileN, "one staging loop fills both tiles");
+
+struct ConvDims {
+  int64_t N, C, H, W, O, kh, kw, ho, wo, groups;
+  __host__ __device__ int64_t cg() const { return C / groups; }
+  __host__ __device__ int64_t og() const { return O / groups; }
+};
+
+// Forward operands: A = w_g (og x K, K = cg kh kw, rows contiguous), B = the unfolded input (K x N ho wo).
+template <typename T>
+struct ForwardOps {
+  const T *x, *w, *bias;
+  T* y;
+  ConvDims d;
+  Conv2dGeom g;
+  __device__ int64_t M() const { return d.og(); }
+  __device__ int64_t Ncols() const { return d.N * d.ho * d.wo; }
+  __device__ int64_t K() const { return d.cg() * d.kh * d.kw; }
+  __device__ T a(int64_t grp, int64_t m, int64_t k) const { return w[(grp * d.og() + m) * K() + k]; }
+  __device__ T b(int64_t grp, int64_t k, int64_t n) const {
+    const int64_t c = k / (d.kh * d.kw), ki = (k / d.kw) % d.kh, kj = k % d.kw;
+    const int64_t img = n / (d.ho * d.wo), oh = (n / d.wo) % d.ho, ow = n % d.wo;
+    const int64_t ih = oh * g.stride_h - g.pad_top + ki * g.dilation_h, iw = ow * g.stride_w - g.pad_left + kj * g.dilation_w;
+    if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return T(0);
+    return x[((img * d.C + grp * d.cg() + c) * d.H + ih) * d.W + iw];
+  }
+  __device__ void store(int64_t grp, int64_t m, int64_t n, T v) const {
+    const int64_t o = grp * d.og() + m, img = n / (d.ho * d.wo), l = n % (d.ho * d.wo);
+    y[(img * d.O + o) * d.ho * d.wo + l] = v + (bias ? bias[o] : T(0));
+  }
+};
+
+// Input gradient: A = w_g^T (cg x K, K = og kh kw), B = dy gathered at the outputs that read (ih, iw).
+template <typename T>
+struct InputGradOps {
+  const T *dy, *w;
+  T* dx;
+  ConvDims d;
+  Conv2dGeom g;
+  __device__ int64_t M() const { return d.cg(); }
+  __device__ int64_t Ncols() const { return d.N * d.H * d.W; }
+  __device__ int64_t K() const { return d.og() * d.kh * d.kw; }
+  __device__ T a(int64_t grp, int64_t m, int64_t k) const {
+    const int64_t o = k / (d.kh * d.kw), tap = k % (d.kh * d.kw);
+    return w[((grp * d.og() + o) * d.cg() + m) * d.kh * d.kw + tap];
+  }
+  __device__ T b(int64_t grp, int64_t k, int64_t n) const {
+    const int64_t o = k / (d.kh * d.kw), ki = (k / d.kw) % d.kh, kj = k % d.kw;
+    const int64_t img = n / (d.H * d.W), ih = (n / d.W) % d.H, iw = n % d.W;
+    const int64_t y_ = ih + g.pad_top - ki * g.dilation_h, x_ = iw + g.pad_left - kj * g.dilation_w;
+    if (y_ < 0 || x_ < 0 || y_ % g.stride_h || x_ % g.stride_w) return T(0);
+    const int64_t oh = y_ / g.stride_h, ow = x_ / g.stride_w;
+    if (oh >= d.ho || ow >= d.wo) return T(0);
+    return dy[((img * d.O + grp * d.og() + o) * d.ho + oh) * d.wo + ow];
+  }
+  __device__ void store(int64_t grp, int64_t m, int64_t n, T v) const {
+    const int64_t img = n / (d.H * d.W), l = n % (d.H * d.W);
+    dx[(img * d.C + grp * d.cg() + m) * d.H * d.W + l] = v;
+  }
+};
+
+// Weight gradient: A = dy_g (og x K, K = N ho wo), B = the unfolded input transposed (K x cg kh kw).
+template <typename T>
+struct WeightGradOps {
+  const T *dy, *x;
+  T* dw;
+  ConvDims d;
+  Conv2dGeom g;
+  __device__ int64_t M() const { return d.og(); }
+  __device__ int64_t Ncols() const { return d.cg() * d.kh * d.kw; }
+  __device__ int64_t K() const { return d.N * d.ho * d.wo; }
+  __device__ T a(int64_t grp, int64_t m, int64_t k) const {
+    const int64_t img = k / (d.ho * d.wo), l = k % (d.ho * d.wo);
+    return dy[(img * d.O + grp * d.og() + m) * d.ho * d.wo + l];
+  }
+  __device__ T b(int64_t grp, int64_t k, int64_t n) const {
+    const int64_t c = n / (d.kh * d.kw), ki = (n / d.kw) % d.kh, kj = n % d.kw;
+    const int64_t img = k / (d.ho * d.wo), oh = (k / d.wo) % d.ho, ow = k % d.wo;
+    const int64_t ih = oh * g.stride_h - g.pad_top + ki * g.dilation_h, iw = ow * g.stride_w - g.pad_left + kj * g.dilation_w;
+    if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return T(0);
+    return x[((img * d.C + grp * d.cg() + c) * d.H + ih) * d.W + iw];
+  }
+  __device__ void store(int64_t grp, int64_t m, int64_t n, T v) const { dw[(grp * d.og() + m) * Ncols() + n] = v; }
+};
+
+// C (M x N) = A (M x K) B (K x N) for group blockIdx.z: each block stages a 64 x 16 tile of A and a
+// 16 x 64 tile of B (gathered by Ops) in shared memory per K step; each thread accumulates 4 x 4
+// outputs, rows ty + 16 i and columns tx + 16 j, so neighbouring threads store neighbouring columns.
+template <typename T, typename Ops>
+__global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(Ops ops) {
+  __shared__ T as[kTileK][kTileM + 1], bs[kTileK][kTileN + 1];
+  const int64_t grp = blockIdx.z, m0 = int64_t(blockIdx.y) * kTileM, n0 = int64_t(blockIdx.x) * kTileN;
+  const int64_t M = ops.M(), N = ops.Ncols(), K = ops.K();
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  T acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < K; k0 += kTileK) {
+    for (int e = threadIdx.x; e < kTileM * kTileK; e += kGemmThreads) {
+      const int m = e / kTileK, k = e % kTileK;  // A: consecutive threads walk k (contiguous in w)
+      as[k][m] = (m0 + m < M && k0 + k < K) ? ops.a(grp, m0 + m, k0 + k) : T(0);
+      const int kb = e / kTileN, n = e % kTileN;  // B: consecutive threads walk n (output positions)
+      bs[kb][n] = (k0 + kb < K && n0 + n < N) ? ops.b(grp, k0 + kb, n0 + n) : T(0);
+    }
+    __syncthreads();
+    for (int k = 0; k < kTileK; ++k) {
+      T av[4], bv[4];
+      for (int i = 0; i < 4; ++i) av[i] = as[k][ty + 16 * i], bv[i] = bs[k][tx + 16 * i];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) acc[i][j] += av[i] * bv[j];
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const int64_t m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
+      if (m < M && n < N) ops.store(grp, m, n, acc[i][j]);
+    }
+}
+
+ConvDims conv_dims(const Shape& x, const Shape& w, int64_t ho, int64_t wo, int64_t groups) {
+  return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], ho, wo, groups};
+}
+
+template <typename T, typename Ops>
+void launch_implicit(const char* op, const Ops& ops, int64_t M, int64_t N, int64_t groups, int device) {
+  if (M == 0 || N == 0) return;
+  DeviceGuard guard(device, op);
+  const dim3 grid(unsigned((N + kTileN - 1) / kTileN), unsigned((M + kTileM - 1) / kTileM), unsigned(groups));
+  implicit_gemm_kernel<T><<<grid, kGemmThreads, 0, stream_of(device)>>>(ops);
+  CUDA_CHECK_LAUNCH(op);
+}
+
 namespace typed {
 template <typename T>
 void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeom& g) {
@@ -180,6 +322,37 @@ void depthwise_conv2d_backward_weight(const Array& dy, const Array& x, Array& dw
     typed::depthwise_launch<T>("conv2d_backward_weight", depthwise_weight_kernel<T>, dw.numel(), dy.data<T>(),
                                x.data<T>(), dw.data<T>(), x.shape(0), depthwise_dims(x, dw, dy), g, x.device().index);
   });
+}
+
+// x (N, C, H, W), w (O, C/groups, KH, KW), y (N, O, Ho, Wo), all contiguous; bias (O,) or empty.
+bool conv2d_direct(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dGeom& g) {
+  dispatch_f32_f64(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    const ConvDims d = conv_dims(x.shape(), w.shape(), y.shape(2), y.shape(3), g.groups);
+    const ForwardOps<T> ops{x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.data<T>(), d, g};
+    launch_implicit<T>("conv2d", ops, d.og(), d.N * d.ho * d.wo, d.groups, x.device().index);
+  });
+  return true;
+}
+
+bool conv2d_direct_backward_input(const Array& dy, const Array& w, Array& dx, const Conv2dGeom& g) {
+  dispatch_f32_f64(dy.dtype(), "conv2d_backward_input", [&](auto tag) {
+    using T = decltype(tag);
+    const ConvDims d = conv_dims(dx.shape(), w.shape(), dy.shape(2), dy.shape(3), g.groups);
+    const InputGradOps<T> ops{dy.data<T>(), w.data<T>(), dx.data<T>(), d, g};
+    launch_implicit<T>("conv2d_backward_input", ops, d.cg(), d.N * d.H * d.W, d.groups, dy.device().index);
+  });
+  return true;
+}
+
+bool conv2d_direct_backward_weight(const Array& dy, const Array& x, Array& dw, const Conv2dGeom& g) {
+  dispatch_f32_f64(dy.dtype(), "conv2d_backward_weight", [&](auto tag) {
+    using T = decltype(tag);
+    const ConvDims d = conv_dims(x.shape(), dw.shape(), dy.shape(2), dy.shape(3), g.groups);
+    const WeightGradOps<T> ops{dy.data<T>(), x.data<T>(), dw.data<T>(), d, g};
+    launch_implicit<T>("conv2d_backward_weight", ops, d.og(), d.cg() * d.kh * d.kw, d.groups, dy.device().index);
+  });
+  return true;
 }
 
 }  // namespace ember::cuda
