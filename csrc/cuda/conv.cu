@@ -6,13 +6,14 @@
 //   weight gradient  dw[o, (c, kh, kw)] = sum_(n, oh, ow)   dy[n, o, oh, ow]  x[n, c, ih, iw]
 // per group (blockIdx.z), with ih = oh * stride - pad + kh * dilation (the input gradient keeps only
 // the (oh, kh) pairs where that division is exact). Each output element is owned by one thread, so
-// all three are reproducible without atomics. 64 x 64 tiles, K steps of 16, 256 threads of 4 x 4
-// outputs; float32 and float64 (the CUDA-core path: no tensor cores, since convolutions take
-// float32/float64 only).
+// all three are reproducible without atomics. The tile loop is the GEMM's (cuda/device/tile_gemm.cuh:
+// 64 x 64 tiles, K steps of 16, 4 x 4 outputs per thread); float32 and float64 (CUDA cores: no
+// tensor cores, since convolutions take float32/float64 only).
 // im2col/col2im (a thread per element; col2im gathers, no atomics) remain for the backend interface.
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "cuda/device/common.cuh"
+#include "cuda/device/tile_gemm.cuh"
 #include "cuda/runtime.cuh"
 
 namespace ember::cuda {
@@ -128,9 +129,6 @@ Dims dims_of(const Array& x, const Array& cols, int64_t kh, int64_t kw, const Co
 
 // ---- implicit GEMM ------------------------------------------------------------------------------
 
-constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kGemmThreads = 256;
-static_assert(kTileM * kTileK == kTileK * kTileN, "one staging loop fills both tiles");
-
 struct ConvDims {
   int64_t N, C, H, W, O, kh, kw, ho, wo, groups;
   __host__ __device__ int64_t cg() const { return C / groups; }
@@ -144,9 +142,9 @@ struct ForwardOps {
   T* y;
   ConvDims d;
   Conv2dGeom g;
-  __device__ int64_t M() const { return d.og(); }
-  __device__ int64_t Ncols() const { return d.N * d.ho * d.wo; }
-  __device__ int64_t K() const { return d.cg() * d.kh * d.kw; }
+  __host__ __device__ int64_t M() const { return d.og(); }
+  __host__ __device__ int64_t Ncols() const { return d.N * d.ho * d.wo; }
+  __host__ __device__ int64_t K() const { return d.cg() * d.kh * d.kw; }
   __device__ T a(int64_t grp, int64_t m, int64_t k) const { return w[(grp * d.og() + m) * K() + k]; }
   __device__ T b(int64_t grp, int64_t k, int64_t n) const {
     const int64_t c = k / (d.kh * d.kw), ki = (k / d.kw) % d.kh, kj = k % d.kw;
@@ -168,9 +166,9 @@ struct InputGradOps {
   T* dx;
   ConvDims d;
   Conv2dGeom g;
-  __device__ int64_t M() const { return d.cg(); }
-  __device__ int64_t Ncols() const { return d.N * d.H * d.W; }
-  __device__ int64_t K() const { return d.og() * d.kh * d.kw; }
+  __host__ __device__ int64_t M() const { return d.cg(); }
+  __host__ __device__ int64_t Ncols() const { return d.N * d.H * d.W; }
+  __host__ __device__ int64_t K() const { return d.og() * d.kh * d.kw; }
   __device__ T a(int64_t grp, int64_t m, int64_t k) const {
     const int64_t o = k / (d.kh * d.kw), tap = k % (d.kh * d.kw);
     return w[((grp * d.og() + o) * d.cg() + m) * d.kh * d.kw + tap];
@@ -197,9 +195,9 @@ struct WeightGradOps {
   T* dw;
   ConvDims d;
   Conv2dGeom g;
-  __device__ int64_t M() const { return d.og(); }
-  __device__ int64_t Ncols() const { return d.cg() * d.kh * d.kw; }
-  __device__ int64_t K() const { return d.N * d.ho * d.wo; }
+  __host__ __device__ int64_t M() const { return d.og(); }
+  __host__ __device__ int64_t Ncols() const { return d.cg() * d.kh * d.kw; }
+  __host__ __device__ int64_t K() const { return d.N * d.ho * d.wo; }
   __device__ T a(int64_t grp, int64_t m, int64_t k) const {
     const int64_t img = k / (d.ho * d.wo), l = k % (d.ho * d.wo);
     return dy[(img * d.O + grp * d.og() + m) * d.ho * d.wo + l];
@@ -214,37 +212,11 @@ struct WeightGradOps {
   __device__ void store(int64_t grp, int64_t m, int64_t n, T v) const { dw[(grp * d.og() + m) * Ncols() + n] = v; }
 };
 
-// C (M x N) = A (M x K) B (K x N) for group blockIdx.z: each block stages a 64 x 16 tile of A and a
-// 16 x 64 tile of B (gathered by Ops) in shared memory per K step; each thread accumulates 4 x 4
-// outputs, rows ty + 16 i and columns tx + 16 j, so neighbouring threads store neighbouring columns.
+// One implicit GEMM per group (blockIdx.z) on the shared tile loop (cuda/device/tile_gemm.cuh).
 template <typename T, typename Ops>
-__global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(Ops ops) {
-  __shared__ T as[kTileK][kTileM + 1], bs[kTileK][kTileN + 1];
-  const int64_t grp = blockIdx.z, m0 = int64_t(blockIdx.y) * kTileM, n0 = int64_t(blockIdx.x) * kTileN;
-  const int64_t M = ops.M(), N = ops.Ncols(), K = ops.K();
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-  T acc[4][4] = {};
-  for (int64_t k0 = 0; k0 < K; k0 += kTileK) {
-    for (int e = threadIdx.x; e < kTileM * kTileK; e += kGemmThreads) {
-      const int m = e / kTileK, k = e % kTileK;  // A: consecutive threads walk k (contiguous in w)
-      as[k][m] = (m0 + m < M && k0 + k < K) ? ops.a(grp, m0 + m, k0 + k) : T(0);
-      const int kb = e / kTileN, n = e % kTileN;  // B: consecutive threads walk n (output positions)
-      bs[kb][n] = (k0 + kb < K && n0 + n < N) ? ops.b(grp, k0 + kb, n0 + n) : T(0);
-    }
-    __syncthreads();
-    for (int k = 0; k < kTileK; ++k) {
-      T av[4], bv[4];
-      for (int i = 0; i < 4; ++i) av[i] = as[k][ty + 16 * i], bv[i] = bs[k][tx + 16 * i];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) acc[i][j] += av[i] * bv[j];
-    }
-    __syncthreads();
-  }
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
-      const int64_t m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
-      if (m < M && n < N) ops.store(grp, m, n, acc[i][j]);
-    }
+__global__ void __launch_bounds__(dev::kTileThreads) implicit_gemm_kernel(Ops ops) {
+  dev::gemm_tile<T>(ops, blockIdx.z, ops.M(), ops.Ncols(), ops.K(), int64_t(blockIdx.y) * dev::kTileM,
+                    int64_t(blockIdx.x) * dev::kTileN);
 }
 
 ConvDims conv_dims(const Shape& x, const Shape& w, int64_t ho, int64_t wo, int64_t groups) {
@@ -252,11 +224,13 @@ ConvDims conv_dims(const Shape& x, const Shape& w, int64_t ho, int64_t wo, int64
 }
 
 template <typename T, typename Ops>
-void launch_implicit(const char* op, const Ops& ops, int64_t M, int64_t N, int64_t groups, int device) {
+void launch_implicit(const char* op, const Ops& ops, int device) {
+  const int64_t M = ops.M(), N = ops.Ncols(), groups = ops.d.groups;
   if (M == 0 || N == 0) return;
   DeviceGuard guard(device, op);
-  const dim3 grid(unsigned((N + kTileN - 1) / kTileN), unsigned((M + kTileM - 1) / kTileM), unsigned(groups));
-  implicit_gemm_kernel<T><<<grid, kGemmThreads, 0, stream_of(device)>>>(ops);
+  const dim3 grid(unsigned((N + dev::kTileN - 1) / dev::kTileN), unsigned((M + dev::kTileM - 1) / dev::kTileM),
+                  unsigned(groups));
+  implicit_gemm_kernel<T><<<grid, dev::kTileThreads, 0, stream_of(device)>>>(ops);
   CUDA_CHECK_LAUNCH(op);
 }
 
@@ -330,7 +304,7 @@ bool conv2d_direct(const Array& x, const Array& w, const Array& bias, Array& y, 
     using T = decltype(tag);
     const ConvDims d = conv_dims(x.shape(), w.shape(), y.shape(2), y.shape(3), g.groups);
     const ForwardOps<T> ops{x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.data<T>(), d, g};
-    launch_implicit<T>("conv2d", ops, d.og(), d.N * d.ho * d.wo, d.groups, x.device().index);
+    launch_implicit<T>("conv2d", ops, x.device().index);
   });
   return true;
 }
@@ -340,7 +314,7 @@ bool conv2d_direct_backward_input(const Array& dy, const Array& w, Array& dx, co
     using T = decltype(tag);
     const ConvDims d = conv_dims(dx.shape(), w.shape(), dy.shape(2), dy.shape(3), g.groups);
     const InputGradOps<T> ops{dy.data<T>(), w.data<T>(), dx.data<T>(), d, g};
-    launch_implicit<T>("conv2d_backward_input", ops, d.cg(), d.N * d.H * d.W, d.groups, dy.device().index);
+    launch_implicit<T>("conv2d_backward_input", ops, dy.device().index);
   });
   return true;
 }
@@ -350,7 +324,7 @@ bool conv2d_direct_backward_weight(const Array& dy, const Array& x, Array& dw, c
     using T = decltype(tag);
     const ConvDims d = conv_dims(x.shape(), dw.shape(), dy.shape(2), dy.shape(3), g.groups);
     const WeightGradOps<T> ops{dy.data<T>(), x.data<T>(), dw.data<T>(), d, g};
-    launch_implicit<T>("conv2d_backward_weight", ops, d.og(), d.cg() * d.kh * d.kw, d.groups, dy.device().index);
+    launch_implicit<T>("conv2d_backward_weight", ops, dy.device().index);
   });
   return true;
 }
