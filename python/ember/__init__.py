@@ -16,6 +16,8 @@ from .tensor import Tensor
 from .random import Generator, default_generator, initial_seed, manual_seed, seed
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from . import autograd, cuda
+from . import amp
+from .amp import autocast
 from .ops.creation import (arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like, rand,
                            rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
 from .ops.elementwise import (abs, add, clamp, clip, div, eq, exp, ge, gelu, gt, le, log, logical_and,  # noqa: A004

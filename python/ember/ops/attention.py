@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from .. import _C
+from ..amp import cast_for_gemm
 from ..random import default_generator
 from ..tensor import Tensor
 from ._util import make, wrap
@@ -44,6 +45,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         raise ValueError("[scaled_dot_product_attention] pass either attn_mask or is_causal, not both")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"[scaled_dot_product_attention] dropout_p must be in [0, 1), got {dropout_p}")
+    if query.device.type == "cuda":  # the CUDA kernel takes 16-bit storage; the CPU one float32/float64
+        query, key, value = cast_for_gemm(query, key, value)
     q, k, v = _as_heads(query, "query"), _as_heads(key, "key"), _as_heads(value, "value")
     mask = _mask_heads(attn_mask, q, query)
     if mask is not None and mask.requires_grad:

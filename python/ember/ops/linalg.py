@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import _C
 from ..tensor import Tensor
+from ..amp import cast_for_gemm
 from ..autograd.graph import is_grad_enabled
 from ._util import make, unbroadcast, wrap
 
@@ -34,6 +35,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     broadcast."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"[matmul] expected Tensors, got {type(a).__name__} and {type(b).__name__}")
+    a, b = cast_for_gemm(a, b)
     an, bn = a._a.ndim, b._a.ndim
     if an >= 2 and bn >= 2:
         return _matmul_nd(a, b)
@@ -58,6 +60,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=Non
         raise ValueError(f"[linear] unknown activation {activation!r}; expected one of relu, gelu, gelu_tanh")
     if x.ndim == 0 or weight.ndim != 2:
         raise ValueError(f"[linear] expects x (..., in) and weight (out, in), got shapes {x.shape} and {weight.shape}")
+    x, weight, bias = cast_for_gemm(x, weight, bias)
     act = _ACTS[activation]
     needs_grad = is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     if act in (_C.Activation.gelu, _C.Activation.gelu_tanh) and needs_grad:

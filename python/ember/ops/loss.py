@@ -4,6 +4,7 @@ softmax from the saved log-sum-exp in one pass."""
 from __future__ import annotations
 
 from .. import _C
+from ..amp import float32_for_loss
 from ..tensor import Tensor
 from ._util import make, wrap
 
@@ -37,7 +38,7 @@ def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = -100, labe
         raise TypeError(f"[cross_entropy] targets must be class indices (int64), got {target.dtype} "
                         f"(shapes logits={logits.shape}, targets={target.shape}); for soft labels use "
                         f"-(target * log_softmax(logits)).sum(-1)")
-    x, t = _rows_last(logits, target)
+    x, t = _rows_last(float32_for_loss(logits), target)
     loss_rows, lse = _C.cross_entropy(x._a, t._a, int(ignore_index), float(label_smoothing))
 
     def backward(g):
