@@ -70,6 +70,8 @@ def autocast_dtype(device):
 def cast_for_gemm(*tensors):
     """Inside autocast: the floating inputs of a GEMM-heavy op cast to the autocast dtype (None
     entries pass through). Outside: the inputs unchanged."""
+    if not getattr(_state, "stack", None):  # the common case, kept to one attribute lookup
+        return tensors
     first = next(t for t in tensors if t is not None)
     dt = autocast_dtype(first.device)
     if dt is None:
@@ -79,6 +81,8 @@ def cast_for_gemm(*tensors):
 
 def float32_for_loss(t):
     """Inside autocast, a 16-bit input of a loss is computed in float32 (PyTorch's fp32 op list)."""
+    if not getattr(_state, "stack", None):
+        return t
     return t.to(_dt.float32) if autocast_dtype(t.device) is not None and t.dtype in _LOW else t
 
 
