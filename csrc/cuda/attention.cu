@@ -14,12 +14,14 @@
 // dK and dV by key rows (the transposed layout: lanes are queries). Each gradient is owned by one
 // warp, so nothing is accumulated atomically and results are reproducible.
 //
-// This is the CUDA-core version: the tensor-core (mma.sync / wgmma) tiles are not written yet.
+// float16/bfloat16 forwards with D = Dv in {32, 64, 128} run on the tensor cores instead
+// (forward_mma_kernel, sm_80+, mma.sync); wgmma/TMA tiles for sm_90a are not written yet.
 #include <cmath>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/philox.h"
 #include "cuda/device/common.cuh"
+#include "cuda/device/mma.cuh"
 #include "cuda/runtime.cuh"
 
 namespace ember::cuda {
@@ -277,6 +279,163 @@ __global__ void __launch_bounds__(kWarps * dev::kWarp)
   }
 }
 
+// ---- tensor cores: the forward for float16/bfloat16 (FlashAttention-2's register layout) -------
+//
+// One block per (batch * head, 64 query rows): 4 warps of 16 rows. Per 64-key tile (K as [key][d],
+// V transposed as [d][key] in shared memory, 16-bit), each warp computes its 16 x 64 scores with
+// m16n8k16 MMAs (its Q fragments stay in registers for the whole sequence), updates the running max
+// and sum of its two rows per thread (reduced over the 4 lanes that share a row), and feeds the
+// probabilities, packed to 16 bits straight from the score accumulators (dev::mma.cuh explains why
+// that needs no shuffles), into O += P V on the tensor cores again. Head dim D = Dv in {32, 64, 128}
+// (a template parameter, so every fragment array stays in registers). The backward keeps the
+// CUDA-core kernels above.
+constexpr int kMmaRows = 64, kMmaKeys = 64, kMmaPad = 8, kMmaThreads = 128;
+
+template <typename T>
+constexpr bool is_bf16 = std::is_same_v<T, bfloat16>;
+
+template <int D>
+size_t mma_smem_bytes() {
+  return 2 * size_t(kMmaRows * (D + kMmaPad) + kMmaKeys * (D + kMmaPad) + D * (kMmaKeys + kMmaPad));
+}
+
+template <typename T>
+__device__ __forceinline__ uint32_t pack_pair(float lo, float hi) { return dev::pack_bits(T(lo).bits, T(hi).bits); }
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kMmaThreads)
+    forward_mma_kernel(HeadsDev<const T> q, HeadsDev<const T> k, HeadsDev<const T> v, HeadsDev<T> out, float* lse,
+                       Rules<T> rules) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  constexpr int ld = D + kMmaPad, ldv = kMmaKeys + kMmaPad, kSteps = D / 16, kTiles = kMmaKeys / 8;
+  T* qs = reinterpret_cast<T*>(raw);      // [64 rows][D]
+  T* ks = qs + kMmaRows * ld;             // [64 keys][D]
+  T* vt = ks + kMmaKeys * ld;             // [D][64 keys]: V transposed, the .col operand of P V
+  const int lane = threadIdx.x % dev::kWarp, warp = threadIdx.x / dev::kWarp, g = lane / 4, t = lane % 4;
+  const int64_t bh = blockIdx.y, i0 = int64_t(blockIdx.x) * kMmaRows, Tq = rules.Tq, Tk = rules.Tk;
+  for (int e = threadIdx.x; e < kMmaRows * D; e += kMmaThreads) {
+    const int r = e / D, c = e % D;
+    qs[r * ld + c] = i0 + r < Tq ? q.row(bh, i0 + r)[c] : T(0.0f);
+  }
+  __syncthreads();
+  uint32_t qf[kSteps][4];
+  const T *q_lo = qs + (warp * 16 + g) * ld, *q_hi = q_lo + 8 * ld;
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    qf[s][0] = dev::pair(q_lo, 16 * s + 2 * t), qf[s][1] = dev::pair(q_hi, 16 * s + 2 * t);
+    qf[s][2] = dev::pair(q_lo, 16 * s + 2 * t + 8), qf[s][3] = dev::pair(q_hi, 16 * s + 2 * t + 8);
+  }
+  const int64_t row[2] = {i0 + warp * 16 + g, i0 + warp * 16 + g + 8};
+  float o[D / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  const int64_t last_row = min(i0 + kMmaRows, Tq) - 1;
+  for (int64_t j0 = 0; j0 < Tk; j0 += kMmaKeys) {
+    if (rules.causal && j0 > last_row) break;
+    __syncthreads();
+    for (int e = threadIdx.x; e < kMmaKeys * D; e += kMmaThreads) {
+      const int r = e / D, c = e % D;
+      const bool in = j0 + r < Tk;
+      ks[r * ld + c] = in ? k.row(bh, j0 + r)[c] : T(0.0f);
+      vt[c * ldv + r] = in ? v.row(bh, j0 + r)[c] : T(0.0f);
+    }
+    __syncthreads();
+    float sc[kTiles][4] = {};
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      const T* krow = ks + (8 * j + g) * ld;
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        const uint32_t b[2] = {dev::pair(krow, 16 * s + 2 * t), dev::pair(krow, 16 * s + 2 * t + 8)};
+        dev::mma_16x8x16<is_bf16<T>>(sc[j], qf[s], b);
+      }
+    }
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int r = c / 2;
+        const int64_t key = j0 + 8 * j + 2 * t + (c & 1);
+        sc[j][c] = (row[r] < Tq && key < Tk) ? rules.score(sc[j][c], bh, row[r], key) : -INFINITY;
+        mx[r] = fmaxf(mx[r], sc[j][c]);
+      }
+    float base[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {  // the 4 lanes of a quad hold the same two rows
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(dev::kFullMask, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(dev::kFullMask, mx[r], 2));
+      base[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // all masked so far: keep exp finite (it gives 0)
+      const float corr = __expf(m[r] - base[r]);
+      m[r] = mx[r], l[r] *= corr;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) o[n][2 * r] *= corr, o[n][2 * r + 1] *= corr;
+    }
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int r = c / 2;
+        const float p = __expf(sc[j][c] - base[r]);
+        l[r] += p;
+        sc[j][c] = rules.dropped(p, bh, row[r], j0 + 8 * j + 2 * t + (c & 1));
+      }
+    uint32_t pf[kMmaKeys / 16][4];
+#pragma unroll
+    for (int s = 0; s < kMmaKeys / 16; ++s) {
+      pf[s][0] = pack_pair<T>(sc[2 * s][0], sc[2 * s][1]), pf[s][1] = pack_pair<T>(sc[2 * s][2], sc[2 * s][3]);
+      pf[s][2] = pack_pair<T>(sc[2 * s + 1][0], sc[2 * s + 1][1]);
+      pf[s][3] = pack_pair<T>(sc[2 * s + 1][2], sc[2 * s + 1][3]);
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      const T* vrow = vt + (8 * n + g) * ldv;
+#pragma unroll
+      for (int s = 0; s < kMmaKeys / 16; ++s) {
+        const uint32_t b[2] = {dev::pair(vrow, 16 * s + 2 * t), dev::pair(vrow, 16 * s + 2 * t + 8)};
+        dev::mma_16x8x16<is_bf16<T>>(o[n], pf[s], b);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(dev::kFullMask, l[r], 1);
+    l[r] += __shfl_xor_sync(dev::kFullMask, l[r], 2);
+    if (row[r] >= Tq) continue;
+    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+    T* dst = out.row(bh, row[r]);
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) dst[8 * n + 2 * t] = T(o[n][2 * r] * inv), dst[8 * n + 2 * t + 1] = T(o[n][2 * r + 1] * inv);
+    if (t == 0) lse[bh * Tq + row[r]] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+  }
+}
+
+template <typename T, int D>
+void launch_forward_mma(const Array& q, const Array& k, const Array& v, Array& out, Array& lse, const Rules<T>& rules) {
+  const int64_t heads = q.shape(0) * q.shape(1), Tq = q.shape(2);
+  const size_t smem = mma_smem_bytes<D>();
+  allow_smem(forward_mma_kernel<T, D>, smem);
+  const dim3 grid(unsigned((Tq + kMmaRows - 1) / kMmaRows), unsigned(heads));
+  forward_mma_kernel<T, D><<<grid, kMmaThreads, smem, stream_of(q.device().index)>>>(
+      heads_dev<const T>(q), heads_dev<const T>(k), heads_dev<const T>(v), heads_dev<T>(out), lse.data<float>(), rules);
+}
+
+// The tensor-core forward when it applies: 16-bit storage, sm_80+, D = Dv in {32, 64, 128}.
+template <typename T>
+bool forward_on_tensor_cores(const Array& q, const Array& k, const Array& v, Array& out, Array& lse,
+                             const Rules<T>& rules) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;
+  } else {
+    const int64_t D = q.shape(3);
+    if (D != v.shape(3) || !has_tensor_cores(q.device().index)) return false;
+    switch (D) {
+      case 32: launch_forward_mma<T, 32>(q, k, v, out, lse, rules); return true;
+      case 64: launch_forward_mma<T, 64>(q, k, v, out, lse, rules); return true;
+      case 128: launch_forward_mma<T, 128>(q, k, v, out, lse, rules); return true;
+      default: return false;
+    }
+  }
+}
+
 void check_head_dims(const Array& q, const Array& v) {
   EMBER_CHECK(q.shape(3) <= kMaxD && v.shape(3) <= kMaxD, "scaled_dot_product_attention",
               "CUDA supports head dims up to ", kMaxD, ", got q ", shape_str(q.shape()), ", v ", shape_str(v.shape()));
@@ -311,11 +470,14 @@ void attention_forward(const Array& q, const Array& k, const Array& v, const Arr
     using T = decltype(tag);
     DeviceGuard guard(q.device().index, "scaled_dot_product_attention");
     const int D = int(q.shape(3)), Dv = int(v.shape(3));
-    const size_t smem = smem_bytes(D, Dv);
-    allow_smem(forward_kernel<T>, smem);
-    forward_kernel<T><<<grid_for_rows(Tq, heads), kWarps * dev::kWarp, smem, stream_of(q.device().index)>>>(
-        heads_dev<const T>(q), heads_dev<const T>(k), heads_dev<const T>(v), heads_dev<T>(out), lse.data<float>(),
-        rules_of<T>(q, k, mask, a), D, Dv);
+    const Rules<T> rules = rules_of<T>(q, k, mask, a);
+    if (!forward_on_tensor_cores(q, k, v, out, lse, rules)) {
+      const size_t smem = smem_bytes(D, Dv);
+      allow_smem(forward_kernel<T>, smem);
+      forward_kernel<T><<<grid_for_rows(Tq, heads), kWarps * dev::kWarp, smem, stream_of(q.device().index)>>>(
+          heads_dev<const T>(q), heads_dev<const T>(k), heads_dev<const T>(v), heads_dev<T>(out), lse.data<float>(),
+          rules, D, Dv);
+    }
     CUDA_CHECK_LAUNCH("scaled_dot_product_attention");
   });
 }

@@ -11,6 +11,7 @@
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/scalar_math.h"
+#include "cuda/device/mma.cuh"
 #include "cuda/device/tile_gemm.cuh"
 #include "cuda/launch.cuh"
 
@@ -51,36 +52,8 @@ __global__ void __launch_bounds__(dev::kTileThreads) gemm_tiled(StridedOps<T, Ac
 
 constexpr int kMmaThreads = 128, kMmaTileM = 64, kMmaTileN = 64, kMmaK = 16, kPad = 8;
 
-template <typename T> struct MmaName;
-template <> struct MmaName<bfloat16> { static constexpr bool bf16 = true; };
-template <> struct MmaName<float16> { static constexpr bool bf16 = false; };
-
-// d = a (16 x 16, row) * b (16 x 8, col) + d, float32 accumulators; a: 4 registers, b: 2 registers of
-// two 16-bit values each (the lower index in the low half), laid out as the PTX ISA's m16n8k16 figures.
 template <typename T>
-__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (MmaName<T>::bf16) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  } else {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  }
-#else
-  __trap();  // launched only on sm_80+ (see use_tensor_cores)
-#endif
-}
-
-// Two consecutive 16-bit values of a shared-memory row as one register (4-byte aligned: even column).
-template <typename T>
-__device__ __forceinline__ uint32_t pair(const T* row, int col) {
-  return *reinterpret_cast<const uint32_t*>(row + col);
-}
+constexpr bool is_bf16 = std::is_same_v<T, bfloat16>;
 
 template <typename T>
 __global__ void __launch_bounds__(kMmaThreads) mma_gemm(StridedOps<T, float> ops, int64_t batch, int64_t M, int64_t N,
@@ -102,14 +75,15 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm(StridedOps<T, float> ops
       uint32_t af[2][4], bf[4][2];
       for (int i = 0; i < 2; ++i) {
         const T *r0 = as[wm + 16 * i + g], *r8 = as[wm + 16 * i + g + 8];
-        af[i][0] = pair(r0, 2 * t), af[i][1] = pair(r8, 2 * t), af[i][2] = pair(r0, 2 * t + 8), af[i][3] = pair(r8, 2 * t + 8);
+        af[i][0] = dev::pair(r0, 2 * t), af[i][1] = dev::pair(r8, 2 * t);
+        af[i][2] = dev::pair(r0, 2 * t + 8), af[i][3] = dev::pair(r8, 2 * t + 8);
       }
       for (int j = 0; j < 4; ++j) {
         const T* col = bs[wn + 8 * j + g];
-        bf[j][0] = pair(col, 2 * t), bf[j][1] = pair(col, 2 * t + 8);
+        bf[j][0] = dev::pair(col, 2 * t), bf[j][1] = dev::pair(col, 2 * t + 8);
       }
       for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 4; ++j) mma_16x8x16<T>(acc[i][j], af[i], bf[j]);
+        for (int j = 0; j < 4; ++j) dev::mma_16x8x16<is_bf16<T>>(acc[i][j], af[i], bf[j]);
       __syncthreads();
     }
     for (int i = 0; i < 2; ++i)
@@ -119,18 +93,6 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm(StridedOps<T, float> ops
           if (m < M && n < N) ops.store(p, m, n, acc[i][j][c]);
         }
   }
-}
-
-// Tensor cores need sm_80+; older devices run the CUDA-core kernel.
-bool use_tensor_cores(int device) {
-  static int major[64] = {};
-  if (device < 0 || device >= 64) return false;
-  if (!major[device]) {
-    cudaDeviceProp prop;
-    CUDA_CHECK("matmul", cudaGetDeviceProperties(&prop, device));
-    major[device] = prop.major;
-  }
-  return major[device] >= 8;
 }
 
 }  // namespace
@@ -146,7 +108,7 @@ void gemm(const Array& a, const Array& b, Array& c, double alpha, double beta, c
     using T = decltype(tag);
     using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
     if constexpr (std::is_same_v<T, bfloat16> || std::is_same_v<T, float16>) {
-      if (use_tensor_cores(c.device().index)) {
+      if (has_tensor_cores(c.device().index)) {
         const StridedOps<T, float> ops{a.data<T>(), a.strides()[0], a.strides()[1], a.strides()[2],
                                        b.data<T>(), b.strides()[0], b.strides()[1], b.strides()[2],
                                        c.data<T>(), c.strides()[0], c.strides()[1], float(alpha), float(beta),

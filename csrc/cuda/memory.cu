@@ -29,6 +29,7 @@ constexpr int kMaxDevices = 64;
 std::atomic<size_t> g_allocated[kMaxDevices];       // bytes held by ember's allocations
 std::atomic<cudaStream_t> g_stream[kMaxDevices];    // zero-initialised: the legacy default stream
 std::atomic<int> g_sms[kMaxDevices];                // multiprocessor count, 0 = not queried yet
+std::atomic<int> g_major[kMaxDevices];              // compute capability major, 0 = not queried yet
 
 std::mutex g_mutex;                                 // guards the two tables below
 std::unordered_map<void*, size_t> g_sizes;          // live allocation -> bytes, for the accounting
@@ -123,6 +124,15 @@ int sm_count(int device) {
     g_sms[device] = n;
   }
   return n;
+}
+
+int compute_major(int device) {
+  int major = g_major[checked_index(device, "cuda")].load();
+  if (major == 0) {
+    CUDA_CHECK("cuda", cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    g_major[device] = major;
+  }
+  return major;
 }
 
 bool compiled() { return true; }

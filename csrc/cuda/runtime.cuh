@@ -43,6 +43,8 @@ class DeviceGuard {
 // memory.cu keeps these per device.
 cudaStream_t stream_of(int device);  // ember's current stream (nullptr = the legacy default stream)
 int sm_count(int device);            // multiprocessors, cached
+int compute_major(int device);       // compute capability major version, cached
+inline bool has_tensor_cores(int device) { return compute_major(device) >= 8; }  // mma.sync m16n8k16: sm_80+
 
 constexpr int kThreads = 256;  // default block: 8 warps, 8 resident blocks per SM on sm_80/sm_90
 
