@@ -134,24 +134,21 @@ void depthwise_conv2d(const Array& x, const Array& w, Array& y, const Conv2dGeom
   const int64_t C = x.shape(1), planes = x.shape(0) * C;
   dispatch_f32_f64(x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
-    parallel_for(planes, std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(1, p.ho * p.wo * p.kh * p.kw)),
-                 [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q) {
-        const T* in = x.data<T>() + q * p.H * p.W;
-        const T* wk = w.data<T>() + (q % C) * p.kh * p.kw;
-        T* out = y.data<T>() + q * p.ho * p.wo;
-        std::fill(out, out + p.ho * p.wo, T(0));
-        for_each_tap_row(p, g, [&](int64_t k, int64_t at, int64_t oh, int64_t lo, int64_t hi) {
-          const T wv = wk[k];
-          T* o = out + oh * p.wo;
-          const T* i = in + at;
-          if (g.stride_w == 1) {
-            for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * i[ow];
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * i[ow * g.stride_w];
-          }
-        });
-      }
+    for_each_plane(planes, p.ho * p.wo * p.kh * p.kw, [&](int64_t q) {
+      const T* in = x.data<T>() + q * p.H * p.W;
+      const T* wk = w.data<T>() + (q % C) * p.kh * p.kw;
+      T* out = y.data<T>() + q * p.ho * p.wo;
+      std::fill(out, out + p.ho * p.wo, T(0));
+      for_each_tap_row(p, g, [&](int64_t k, int64_t at, int64_t oh, int64_t lo, int64_t hi) {
+        const T wv = wk[k];
+        T* o = out + oh * p.wo;
+        const T* i = in + at;
+        if (g.stride_w == 1) {
+          for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * i[ow];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * i[ow * g.stride_w];
+        }
+      });
     });
   });
 }
@@ -161,20 +158,17 @@ void depthwise_conv2d_backward_input(const Array& dy, const Array& w, Array& dx,
   const int64_t C = dx.shape(1), planes = dx.shape(0) * C;
   dispatch_f32_f64(dx.dtype(), "conv2d_backward_input", [&](auto tag) {
     using T = decltype(tag);
-    parallel_for(planes, std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(1, p.ho * p.wo * p.kh * p.kw)),
-                 [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q) {
-        const T* gy = dy.data<T>() + q * p.ho * p.wo;
-        const T* wk = w.data<T>() + (q % C) * p.kh * p.kw;
-        T* d = dx.data<T>() + q * p.H * p.W;
-        std::fill(d, d + p.H * p.W, T(0));
-        for_each_tap_row(p, g, [&](int64_t k, int64_t at, int64_t oh, int64_t lo, int64_t hi) {
-          const T wv = wk[k];
-          const T* o = gy + oh * p.wo;
-          T* i = d + at;
-          for (int64_t ow = lo; ow < hi; ++ow) i[ow * g.stride_w] += wv * o[ow];
-        });
-      }
+    for_each_plane(planes, p.ho * p.wo * p.kh * p.kw, [&](int64_t q) {
+      const T* gy = dy.data<T>() + q * p.ho * p.wo;
+      const T* wk = w.data<T>() + (q % C) * p.kh * p.kw;
+      T* d = dx.data<T>() + q * p.H * p.W;
+      std::fill(d, d + p.H * p.W, T(0));
+      for_each_tap_row(p, g, [&](int64_t k, int64_t at, int64_t oh, int64_t lo, int64_t hi) {
+        const T wv = wk[k];
+        const T* o = gy + oh * p.wo;
+        T* i = d + at;
+        for (int64_t ow = lo; ow < hi; ++ow) i[ow * g.stride_w] += wv * o[ow];
+      });
     });
   });
 }

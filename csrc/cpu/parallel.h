@@ -25,4 +25,14 @@ void parallel_for(int64_t n, int64_t grain, F&& body) {
 // microseconds, which is about what one core needs for 32K float adds.
 constexpr int64_t kGrainElementwise = 32768;
 
+// body(q) for every plane q in [0, planes), planes spread over threads; per_plane is the work of one
+// plane in elements, so that small planes are grouped until a thread's share is worth a region.
+template <typename F>
+void for_each_plane(int64_t planes, int64_t per_plane, F&& body) {
+  parallel_for(planes, std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(1, per_plane)),
+               [&](int64_t q0, int64_t q1) {
+                 for (int64_t q = q0; q < q1; ++q) body(q);
+               });
+}
+
 }  // namespace ember::cpu

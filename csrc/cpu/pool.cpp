@@ -7,26 +7,19 @@
 #include "cpu/parallel.h"
 
 namespace ember::cpu {
-namespace {
-
-int64_t grain_planes(int64_t per_plane) { return std::max<int64_t>(1, kGrainElementwise / std::max<int64_t>(1, per_plane)); }
-
-}  // namespace
 
 void pool2d(const Array& x, Array& out, Array& indices, const Pool2dGeom& g) {
   const int64_t planes = x.shape(0), H = x.shape(1), W = x.shape(2), oh = g.out_h, ow = g.out_w;
   dispatch_f32_f64(x.dtype(), "pool2d", [&](auto tag) {
     using T = decltype(tag);
-    parallel_for(planes, grain_planes(H * W), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* in = x.data<T>() + p * H * W;
-        T* o = out.data<T>() + p * oh * ow;
-        int64_t* idx = indices.defined() ? indices.data<int64_t>() + p * oh * ow : nullptr;
-        for (int64_t e = 0; e < oh * ow; ++e) {
-          int64_t at;
-          pool_cell(g, in, H, W, e / ow, e % ow, o[e], at);
-          if (idx) idx[e] = at;
-        }
+    for_each_plane(planes, H * W, [&](int64_t p) {
+      const T* in = x.data<T>() + p * H * W;
+      T* o = out.data<T>() + p * oh * ow;
+      int64_t* idx = indices.defined() ? indices.data<int64_t>() + p * oh * ow : nullptr;
+      for (int64_t e = 0; e < oh * ow; ++e) {
+        int64_t at;
+        pool_cell(g, in, H, W, e / ow, e % ow, o[e], at);
+        if (idx) idx[e] = at;
       }
     });
   });
@@ -36,24 +29,22 @@ void pool2d_backward(const Array& grad, const Array& indices, Array& dx, const P
   const int64_t planes = dx.shape(0), H = dx.shape(1), W = dx.shape(2), oh = g.out_h, ow = g.out_w;
   dispatch_f32_f64(dx.dtype(), "pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
-    parallel_for(planes, grain_planes(H * W), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* go = grad.data<T>() + p * oh * ow;
-        T* d = dx.data<T>() + p * H * W;
-        if (g.mode == PoolMode::max) {
-          const int64_t* idx = indices.data<int64_t>() + p * oh * ow;
-          for (int64_t e = 0; e < oh * ow; ++e)
-            if (idx[e] >= 0) d[idx[e]] += go[e];
-          continue;
-        }
-        for (int64_t i = 0; i < oh; ++i)
-          for (int64_t j = 0; j < ow; ++j) {
-            const PoolWindow w = pool_window(g, H, W, i, j);
-            const T share = T(double(go[i * ow + j]) / w.divisor);
-            for (int64_t r = w.h0; r < w.h1; ++r)
-              for (int64_t c = w.w0; c < w.w1; ++c) d[r * W + c] += share;
-          }
+    for_each_plane(planes, H * W, [&](int64_t p) {
+      const T* go = grad.data<T>() + p * oh * ow;
+      T* d = dx.data<T>() + p * H * W;
+      if (g.mode == PoolMode::max) {
+        const int64_t* idx = indices.data<int64_t>() + p * oh * ow;
+        for (int64_t e = 0; e < oh * ow; ++e)
+          if (idx[e] >= 0) d[idx[e]] += go[e];
+        return;
       }
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          const PoolWindow w = pool_window(g, H, W, i, j);
+          const T share = T(double(go[i * ow + j]) / w.divisor);
+          for (int64_t r = w.h0; r < w.h1; ++r)
+            for (int64_t c = w.w0; c < w.w1; ++c) d[r * W + c] += share;
+        }
     });
   });
 }
