@@ -12,9 +12,14 @@ from .module import Module, Parameter
 
 
 class _ConvNd(Module):
-    def __init__(self, dims, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, device,
-                 dtype):
+    """The shared layer; subclasses set `dims` and `op` (the functional form they run)."""
+    dims = 0
+    op = None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 device=None, dtype=None):
         super().__init__()
+        dims = self.dims
         name = type(self).__name__
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"[{name}] groups={groups} must divide in_channels={in_channels} and "
@@ -39,22 +44,13 @@ class _ConvNd(Module):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}{extra}"
                 + ("" if self.bias is not None else ", bias=False"))
 
+    def forward(self, x):
+        return self.op(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
 
 class Conv1d(_ConvNd):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 device=None, dtype=None):
-        super().__init__(1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, device,
-                         dtype)
-
-    def forward(self, x):
-        return C.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+    dims, op = 1, staticmethod(C.conv1d)
 
 
 class Conv2d(_ConvNd):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 device=None, dtype=None):
-        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, device,
-                         dtype)
-
-    def forward(self, x):
-        return C.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+    dims, op = 2, staticmethod(C.conv2d)
