@@ -743,4 +743,56 @@ BatchNormGrads batch_norm_backward(const Array& dy_in, const Array& x_in, const 
   return g;
 }
 
+// ---- layer norm ------------------------------------------------------------------------------
+
+namespace {
+
+// x (..., n) as contiguous (rows, n); weight and bias (n,) of x's dtype when given.
+Array layer_norm_rows(const char* op, const Array& x, const Array& weight, const Array& bias) {
+  EMBER_CHECK(x.ndim() >= 1 && x.shape(x.ndim() - 1) >= 1, op, "expects x (..., n) with n >= 1, got shape ",
+              shape_str(x.shape()));
+  EMBER_CHECK_T(TypeError, is_floating(x.dtype()), op, "expects a floating dtype, got ", dtype_name(x.dtype()));
+  const int64_t n = x.shape(x.ndim() - 1);
+  for (const Array* p : {&weight, &bias}) {
+    if (!p->defined()) continue;
+    check_same_device(op, x, *p);
+    EMBER_CHECK(p->ndim() == 1 && p->shape(0) == n && p->dtype() == x.dtype(), op, "weight and bias must be (", n,
+                ",) of x's dtype for x ", shape_str(x.shape()), ", got ", shape_str(p->shape()), " ",
+                dtype_name(p->dtype()));
+  }
+  return x.contiguous().reshape({x.numel() / n, n});
+}
+
+}  // namespace
+
+LayerNormOut layer_norm(const Array& x_in, const Array& weight, const Array& bias, double eps) {
+  Array x = layer_norm_rows("layer_norm", x_in, weight, bias);
+  Shape stat_shape(x_in.shape().begin(), x_in.shape().end() - 1);
+  const DType stat = x.dtype() == DType::float64 ? DType::float64 : DType::float32;
+  LayerNormOut o{Array::empty(x.shape(), x.dtype(), x.device()), Array::empty({x.shape(0)}, stat, x.device()),
+                 Array::empty({x.shape(0)}, stat, x.device())};
+  EMBER_ON_DEVICE(x.device(), layer_norm, x, weight.defined() ? weight.contiguous() : weight,
+                  bias.defined() ? bias.contiguous() : bias, eps, o.y, o.mean, o.rstd);
+  return {o.y.reshape(x_in.shape()), o.mean.reshape(stat_shape), o.rstd.reshape(stat_shape)};
+}
+
+LayerNormGrads layer_norm_backward(const Array& dy_in, const Array& x_in, const Array& mean, const Array& rstd,
+                                   const Array& weight) {
+  Array x = layer_norm_rows("layer_norm_backward", x_in, weight, Array());
+  EMBER_CHECK(dy_in.shape() == x_in.shape(), "layer_norm_backward", "grad has shape ", shape_str(dy_in.shape()),
+              ", x has ", shape_str(x_in.shape()));
+  Array dy = dy_in.astype(x.dtype()).contiguous().reshape(x.shape());
+  const int64_t n = x.shape(1);
+  LayerNormGrads g{Array::empty(x.shape(), x.dtype(), x.device()), Array(), Array()};
+  if (weight.defined()) {
+    g.dweight = Array::empty({n}, x.dtype(), x.device());
+    g.dbias = Array::empty({n}, x.dtype(), x.device());
+  }
+  EMBER_ON_DEVICE(x.device(), layer_norm_backward, dy, x, mean.contiguous().reshape({x.shape(0)}),
+                  rstd.contiguous().reshape({x.shape(0)}), weight.defined() ? weight.contiguous() : weight, g.dx,
+                  g.dweight, g.dbias);
+  g.dx = g.dx.reshape(x_in.shape());
+  return g;
+}
+
 }  // namespace ember
