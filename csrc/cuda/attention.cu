@@ -116,6 +116,20 @@ __device__ void store_row(T* dst, const float (&acc)[kSlots], float scale, int c
   }
 }
 
+// Stages key tile j0 (its K and V rows, as float32) for the block and returns true, or returns false
+// once causal masking leaves the block's rows (up to last_row) no more keys to see. The answer is
+// the same for every thread, so the barriers are never split.
+template <typename T>
+__device__ bool stage_key_tile(const HeadsDev<const T>& k, const HeadsDev<const T>& v, int64_t bh, int64_t j0,
+                               int64_t last_row, const Rules<T>& rules, int D, int Dv, float* ks, float* vs) {
+  if (rules.causal && j0 > last_row) return false;
+  __syncthreads();  // the previous tile has been read
+  stage_rows(k, bh, j0, rules.Tk, kTile, D, ks, D + 1);
+  stage_rows(v, bh, j0, rules.Tk, kTile, Dv, vs, Dv + 1);
+  __syncthreads();
+  return true;
+}
+
 __device__ float dot(const float* a, const float* b, int d) {
   float s = 0.0f;
   for (int c = 0; c < d; ++c) s += a[c] * b[c];
@@ -151,11 +165,7 @@ __global__ void __launch_bounds__(kWarps * dev::kWarp)
   }
   const int64_t last_row = min(i0 + kBlockRows, Tq) - 1;
   for (int64_t j0 = 0; j0 < Tk; j0 += kTile) {
-    if (rules.causal && j0 > last_row) break;
-    __syncthreads();
-    stage_rows(k, bh, j0, Tk, kTile, D, ks, D + 1);
-    stage_rows(v, bh, j0, Tk, kTile, Dv, vs, Dv + 1);
-    __syncthreads();
+    if (!stage_key_tile(k, v, bh, j0, last_row, rules, D, Dv, ks, vs)) break;
     const int64_t j = j0 + lane;
     for (int r = 0; r < kRows; ++r) {
       const int64_t i = i0 + warp * kRows + r;
@@ -209,11 +219,7 @@ __global__ void __launch_bounds__(kWarps * dev::kWarp)
   float acc[kRows][kSlots] = {};
   const int64_t last_row = min(i0 + kBlockRows, Tq) - 1;
   for (int64_t j0 = 0; j0 < Tk; j0 += kTile) {
-    if (rules.causal && j0 > last_row) break;
-    __syncthreads();
-    stage_rows(k, bh, j0, Tk, kTile, D, ks, D + 1);
-    stage_rows(v, bh, j0, Tk, kTile, Dv, vs, Dv + 1);
-    __syncthreads();
+    if (!stage_key_tile(k, v, bh, j0, last_row, rules, D, Dv, ks, vs)) break;
     const int64_t j = j0 + lane;
     for (int r = 0; r < kRows; ++r) {
       const int64_t i = i0 + warp * kRows + r;
