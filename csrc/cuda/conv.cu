@@ -135,6 +135,18 @@ struct ConvDims {
   __host__ __device__ int64_t og() const { return O / groups; }
 };
 
+// Element (tap, pixel) of group grp's unfolded input: tap = (c, kh, kw) of the group's channels,
+// pixel = (image, oh, ow) of the output; 0 in the padding. The forward's B and the weight
+// gradient's B (transposed) are both this.
+template <typename T>
+__device__ T unfolded_x(const T* x, const ConvDims& d, const Conv2dGeom& g, int64_t grp, int64_t tap, int64_t pixel) {
+  const int64_t c = tap / (d.kh * d.kw), ki = (tap / d.kw) % d.kh, kj = tap % d.kw;
+  const int64_t img = pixel / (d.ho * d.wo), oh = (pixel / d.wo) % d.ho, ow = pixel % d.wo;
+  const int64_t ih = oh * g.stride_h - g.pad_top + ki * g.dilation_h, iw = ow * g.stride_w - g.pad_left + kj * g.dilation_w;
+  if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return T(0);
+  return x[((img * d.C + grp * d.cg() + c) * d.H + ih) * d.W + iw];
+}
+
 // Forward operands: A = w_g (og x K, K = cg kh kw, rows contiguous), B = the unfolded input (K x N ho wo).
 template <typename T>
 struct ForwardOps {
@@ -146,13 +158,7 @@ struct ForwardOps {
   __host__ __device__ int64_t Ncols() const { return d.N * d.ho * d.wo; }
   __host__ __device__ int64_t K() const { return d.cg() * d.kh * d.kw; }
   __device__ T a(int64_t grp, int64_t m, int64_t k) const { return w[(grp * d.og() + m) * K() + k]; }
-  __device__ T b(int64_t grp, int64_t k, int64_t n) const {
-    const int64_t c = k / (d.kh * d.kw), ki = (k / d.kw) % d.kh, kj = k % d.kw;
-    const int64_t img = n / (d.ho * d.wo), oh = (n / d.wo) % d.ho, ow = n % d.wo;
-    const int64_t ih = oh * g.stride_h - g.pad_top + ki * g.dilation_h, iw = ow * g.stride_w - g.pad_left + kj * g.dilation_w;
-    if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return T(0);
-    return x[((img * d.C + grp * d.cg() + c) * d.H + ih) * d.W + iw];
-  }
+  __device__ T b(int64_t grp, int64_t k, int64_t n) const { return unfolded_x(x, d, g, grp, k, n); }
   __device__ void store(int64_t grp, int64_t m, int64_t n, T v) const {
     const int64_t o = grp * d.og() + m, img = n / (d.ho * d.wo), l = n % (d.ho * d.wo);
     y[(img * d.O + o) * d.ho * d.wo + l] = v + (bias ? bias[o] : T(0));
@@ -202,13 +208,7 @@ struct WeightGradOps {
     const int64_t img = k / (d.ho * d.wo), l = k % (d.ho * d.wo);
     return dy[(img * d.O + grp * d.og() + m) * d.ho * d.wo + l];
   }
-  __device__ T b(int64_t grp, int64_t k, int64_t n) const {
-    const int64_t c = n / (d.kh * d.kw), ki = (n / d.kw) % d.kh, kj = n % d.kw;
-    const int64_t img = k / (d.ho * d.wo), oh = (k / d.wo) % d.ho, ow = k % d.wo;
-    const int64_t ih = oh * g.stride_h - g.pad_top + ki * g.dilation_h, iw = ow * g.stride_w - g.pad_left + kj * g.dilation_w;
-    if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return T(0);
-    return x[((img * d.C + grp * d.cg() + c) * d.H + ih) * d.W + iw];
-  }
+  __device__ T b(int64_t grp, int64_t k, int64_t n) const { return unfolded_x(x, d, g, grp, n, k); }
   __device__ void store(int64_t grp, int64_t m, int64_t n, T v) const { dw[(grp * d.og() + m) * Ncols() + n] = v; }
 };
 
