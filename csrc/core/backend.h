@@ -60,12 +60,15 @@
   /* into a zeroed x. */                                                                           \
   void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeom& g);           \
   void col2im(const Array& cols, Array& x, int64_t kh, int64_t kw, const Conv2dGeom& g);           \
-  /* Whole convolutions without an unfolded buffer (CUDA: implicit GEMM). false: this backend */    \
-  /* prefers core/conv.cpp's unfold + GEMM driver (the CPU). x, w, dy contiguous; y/dx/dw */        \
-  /* allocated with their final shapes (dw as (O, C/groups, KH, KW)) and written whole. */          \
-  bool conv2d_direct(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dGeom& g); \
-  bool conv2d_direct_backward_input(const Array& dy, const Array& w, Array& dx, const Conv2dGeom& g); \
-  bool conv2d_direct_backward_weight(const Array& dy, const Array& x, Array& dw, const Conv2dGeom& g); \
+  /* Whole convolutions without an unfolded buffer (CUDA: implicit GEMM), returning y, dx or dw */  \
+  /* (shapes y_shape, x_shape, w_shape); an empty Array: this backend prefers core/conv.cpp's */    \
+  /* unfold + GEMM driver (the CPU), and nothing was allocated. x, w, dy contiguous. */             \
+  Array conv2d_direct(const Array& x, const Array& w, const Array& bias, const Shape& y_shape,      \
+                      const Conv2dGeom& g);                                                        \
+  Array conv2d_direct_backward_input(const Array& dy, const Array& w, const Shape& x_shape,         \
+                                     const Conv2dGeom& g);                                         \
+  Array conv2d_direct_backward_weight(const Array& dy, const Array& x, const Shape& w_shape,        \
+                                      const Conv2dGeom& g);                                        \
   /* Depthwise (one input and one output channel per group), direct: x (N, C, H, W), w (C, KH, KW), */ \
   /* y (N, C, Ho, Wo), all contiguous; dx and dw are written whole (not accumulated). */          \
   void depthwise_conv2d(const Array& x, const Array& w, Array& y, const Conv2dGeom& g);            \

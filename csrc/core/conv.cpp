@@ -1,8 +1,9 @@
 // Convolution's device-neutral driver: shape checks, then either a backend's whole-convolution
 // kernel (conv2d_direct*: CUDA's implicit GEMM) or, where the backend declines (the CPU), per image
 // an unfold (im2col, a backend kernel) and one GEMM per group on ember's GEMM (gemm_), so the
-// convolution runs as fast as the GEMM does at (O/groups) x (C/groups * KH * KW) x (Ho * Wo). The backward passes reuse the same
-// pieces: dx = fold(W^T @ dy) (col2im), dW = sum over images of dy @ cols^T (accumulated by the GEMM).
+// convolution runs as fast as the GEMM does at (O/groups) x (C/groups * KH * KW) x (Ho * Wo). The
+// backward passes reuse the same pieces: dx = fold(W^T @ dy) (col2im), dW = sum over images of
+// dy @ cols^T (accumulated by the GEMM).
 #include "core/ops.h"
 #include "core/backend.h"
 #include <algorithm>
@@ -106,10 +107,13 @@ Array conv2d(const Array& x_in, const Array& w_in, const Array* bias, const Conv
   }
   const Array x = x_in.contiguous(), w = w_in.contiguous().reshape({s.o, -1});
   const int64_t K = (s.c / g.groups) * s.kh * s.kw, L = s.ho * s.wo, og = s.o / g.groups;
-  Array out = Array::empty({s.n, s.o, s.ho, s.wo}, x.dtype(), x.device());
-  if (!depthwise(s, g) && EMBER_ON_DEVICE(x.device(), conv2d_direct, x, w.reshape(w_in.shape()),
-                                          bias ? bias->contiguous() : Array(), out, g))
-    return out;  // bias added by the kernel
+  const Shape y_shape{s.n, s.o, s.ho, s.wo};
+  if (!depthwise(s, g)) {
+    Array y = EMBER_ON_DEVICE(x.device(), conv2d_direct, x, w.reshape(w_in.shape()),
+                              bias ? bias->contiguous() : Array(), y_shape, g);
+    if (y.defined()) return y;  // bias added by the kernel
+  }
+  Array out = Array::empty(y_shape, x.dtype(), x.device());
   if (depthwise(s, g)) {
     EMBER_ON_DEVICE(x.device(), depthwise_conv2d, x, w.reshape({s.c, s.kh, s.kw}), out, g);
   } else {
@@ -142,10 +146,9 @@ Array conv2d_backward_input(const Array& grad_in, const Array& w_in, const Shape
     EMBER_ON_DEVICE(grad.device(), depthwise_conv2d_backward_input, grad, w.reshape({s.c, s.kh, s.kw}), dx, g);
     return dx;
   }
-  {
-    Array dx = Array::empty(x_shape, grad.dtype(), grad.device());
-    if (EMBER_ON_DEVICE(grad.device(), conv2d_direct_backward_input, grad, w.reshape(w_in.shape()), dx, g)) return dx;
-  }
+  if (Array dx = EMBER_ON_DEVICE(grad.device(), conv2d_direct_backward_input, grad, w.reshape(w_in.shape()), x_shape, g);
+      dx.defined())
+    return dx;
   Array dx = full(x_shape, 0.0, grad.dtype(), grad.device());
   const int64_t nb = images_per_chunk(s, L, grad.itemsize());
   Array dcols = scratch(s.c * s.kh * s.kw, nb * L, grad), dybuf = nb > 1 ? scratch(s.o, nb * L, grad) : Array();
@@ -176,10 +179,8 @@ Array conv2d_backward_weight(const Array& grad_in, const Array& x_in, const Shap
     EMBER_ON_DEVICE(grad.device(), depthwise_conv2d_backward_weight, grad, x, dw, g);
     return dw.reshape(w_shape);
   }
-  {
-    Array dw = Array::empty(w_shape, grad.dtype(), grad.device());
-    if (EMBER_ON_DEVICE(grad.device(), conv2d_direct_backward_weight, grad, x, dw, g)) return dw;
-  }
+  if (Array dw = EMBER_ON_DEVICE(grad.device(), conv2d_direct_backward_weight, grad, x, w_shape, g); dw.defined())
+    return dw;
   Array dw = full({s.o, K}, 0.0, grad.dtype(), grad.device());
   const int64_t nb = images_per_chunk(s, L, x.itemsize());
   Array cols = scratch(s.c * s.kh * s.kw, nb * L, x), dybuf = nb > 1 ? scratch(s.o, nb * L, x) : Array();

@@ -125,9 +125,9 @@ void for_each_tap_row(const Plane& p, const Conv2dGeom& g, F body) {
 }  // namespace
 
 // The CPU unfolds into its own GEMM (core/conv.cpp): no whole-convolution kernels here.
-bool conv2d_direct(const Array&, const Array&, const Array&, Array&, const Conv2dGeom&) { return false; }
-bool conv2d_direct_backward_input(const Array&, const Array&, Array&, const Conv2dGeom&) { return false; }
-bool conv2d_direct_backward_weight(const Array&, const Array&, Array&, const Conv2dGeom&) { return false; }
+Array conv2d_direct(const Array&, const Array&, const Array&, const Shape&, const Conv2dGeom&) { return {}; }
+Array conv2d_direct_backward_input(const Array&, const Array&, const Shape&, const Conv2dGeom&) { return {}; }
+Array conv2d_direct_backward_weight(const Array&, const Array&, const Shape&, const Conv2dGeom&) { return {}; }
 
 void depthwise_conv2d(const Array& x, const Array& w, Array& y, const Conv2dGeom& g) {
   const Plane p = plane_of(x, w, y);

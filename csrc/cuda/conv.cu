@@ -299,34 +299,37 @@ void depthwise_conv2d_backward_weight(const Array& dy, const Array& x, Array& dw
 }
 
 // x (N, C, H, W), w (O, C/groups, KH, KW), y (N, O, Ho, Wo), all contiguous; bias (O,) or empty.
-bool conv2d_direct(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dGeom& g) {
+Array conv2d_direct(const Array& x, const Array& w, const Array& bias, const Shape& y_shape, const Conv2dGeom& g) {
+  Array y = Array::empty(y_shape, x.dtype(), x.device());
   dispatch_f32_f64(x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const ConvDims d = conv_dims(x.shape(), w.shape(), y.shape(2), y.shape(3), g.groups);
     const ForwardOps<T> ops{x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.data<T>(), d, g};
     launch_implicit<T>("conv2d", ops, x.device().index);
   });
-  return true;
+  return y;
 }
 
-bool conv2d_direct_backward_input(const Array& dy, const Array& w, Array& dx, const Conv2dGeom& g) {
+Array conv2d_direct_backward_input(const Array& dy, const Array& w, const Shape& x_shape, const Conv2dGeom& g) {
+  Array dx = Array::empty(x_shape, dy.dtype(), dy.device());
   dispatch_f32_f64(dy.dtype(), "conv2d_backward_input", [&](auto tag) {
     using T = decltype(tag);
     const ConvDims d = conv_dims(dx.shape(), w.shape(), dy.shape(2), dy.shape(3), g.groups);
     const InputGradOps<T> ops{dy.data<T>(), w.data<T>(), dx.data<T>(), d, g};
     launch_implicit<T>("conv2d_backward_input", ops, dy.device().index);
   });
-  return true;
+  return dx;
 }
 
-bool conv2d_direct_backward_weight(const Array& dy, const Array& x, Array& dw, const Conv2dGeom& g) {
+Array conv2d_direct_backward_weight(const Array& dy, const Array& x, const Shape& w_shape, const Conv2dGeom& g) {
+  Array dw = Array::empty(w_shape, dy.dtype(), dy.device());
   dispatch_f32_f64(dy.dtype(), "conv2d_backward_weight", [&](auto tag) {
     using T = decltype(tag);
     const ConvDims d = conv_dims(x.shape(), dw.shape(), dy.shape(2), dy.shape(3), g.groups);
     const WeightGradOps<T> ops{dy.data<T>(), x.data<T>(), dw.data<T>(), d, g};
     launch_implicit<T>("conv2d_backward_weight", ops, dy.device().index);
   });
-  return true;
+  return dw;
 }
 
 }  // namespace ember::cuda

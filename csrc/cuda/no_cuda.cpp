@@ -44,9 +44,9 @@ void rnn_step_backward(RnnKind, const Array&, const Array&, const Array&, const 
 }
 void im2col(const Array&, Array&, int64_t, int64_t, const Conv2dGeom&) { no_cuda("conv2d"); }
 void col2im(const Array&, Array&, int64_t, int64_t, const Conv2dGeom&) { no_cuda("conv2d"); }
-bool conv2d_direct(const Array&, const Array&, const Array&, Array&, const Conv2dGeom&) { no_cuda("conv2d"); }
-bool conv2d_direct_backward_input(const Array&, const Array&, Array&, const Conv2dGeom&) { no_cuda("conv2d"); }
-bool conv2d_direct_backward_weight(const Array&, const Array&, Array&, const Conv2dGeom&) { no_cuda("conv2d"); }
+Array conv2d_direct(const Array&, const Array&, const Array&, const Shape&, const Conv2dGeom&) { no_cuda("conv2d"); }
+Array conv2d_direct_backward_input(const Array&, const Array&, const Shape&, const Conv2dGeom&) { no_cuda("conv2d"); }
+Array conv2d_direct_backward_weight(const Array&, const Array&, const Shape&, const Conv2dGeom&) { no_cuda("conv2d"); }
 void depthwise_conv2d(const Array&, const Array&, Array&, const Conv2dGeom&) { no_cuda("conv2d"); }
 void depthwise_conv2d_backward_input(const Array&, const Array&, Array&, const Conv2dGeom&) { no_cuda("conv2d"); }
 void depthwise_conv2d_backward_weight(const Array&, const Array&, Array&, const Conv2dGeom&) { no_cuda("conv2d"); }
