@@ -74,7 +74,6 @@ def test_cross_attention_lengths_and_value_dim():
 
 
 def test_bool_padding_mask_broadcast():
-    r, _ = rng()
     B, T = 3, 45
     lengths = np.array([45, 20, 1])
     mask = (np.arange(T)[None, :] < lengths[:, None])[:, None, None, :]  # (B, 1, 1, Tk): padding

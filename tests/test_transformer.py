@@ -8,7 +8,7 @@ import pytest
 import ember as em
 import ember.nn as nn
 import ember.nn.functional as F
-from helpers.check import AWKWARD, assert_close, gradcheck_op, rng
+from helpers.check import assert_close, gradcheck_op, rng
 
 
 def np_layer_norm(x, w, b, eps):

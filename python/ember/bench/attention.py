@@ -9,7 +9,6 @@ Work: 4 B H Tq Tk D flops forward (QK^T and PV), halved when causal (the masked 
 forward + backward is 3.5x that (the backward recomputes QK^T and runs four more products)."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
