@@ -87,6 +87,18 @@ void init_nn(py::module_& m) {
                                        or_empty(dh_side_out));
     return py::make_tuple(g.dx, g.dh_side, g.carry, g.dc_prev.defined() ? py::cast(g.dc_prev) : py::none());
   });
+  py::class_<RnnSequence>(m, "RnnSequence")
+      .def_readonly("y", &RnnSequence::y)
+      .def("h_prevs", &RnnSequence::h_prevs);
+  m.def("rnn_sequence_forward", [](RnnKind kind, const Array& xg, const PackedB& w_hh_t, std::optional<Array> b_hh,
+                                   const Array& h0, std::optional<Array> c0, std::optional<Array> lengths,
+                                   bool reverse) {
+    return rnn_sequence_forward(kind, xg, w_hh_t, or_empty(b_hh), h0, or_empty(c0), or_empty(lengths), reverse);
+  });
+  m.def("rnn_sequence_backward", [](const RnnSequence& seq, const PackedB& w_hh, const Array& dy) {
+    RnnSequenceGrads g = rnn_sequence_backward(seq, w_hh, dy);
+    return py::make_tuple(g.dxg, g.dhg, g.dh0, g.dc0.defined() ? py::cast(g.dc0) : py::none());
+  });
   m.def("cross_entropy", &cross_entropy, py::arg("logits"), py::arg("targets"), py::arg("ignore_index"),
         py::arg("label_smoothing"));
   m.def("cross_entropy_backward", &cross_entropy_backward, py::arg("logits"), py::arg("targets"), py::arg("lse"),

@@ -108,9 +108,10 @@ namespace ember {
 namespace cpu {
 EMBER_BACKEND_API
 // CPU only (packing is how the CPU GEMM works; CUDA reads B as it is): B (K, N) packed once, and
-// C = A @ B from that packing (gemm.cpp).
+// C = A @ B + beta C from that packing (gemm.cpp).
 Array gemm_pack_b(const Array& b);
-void gemm_prepacked(const Array& a, const Array& packed, int64_t n, Array& c, const Array* bias, Activation act);
+void gemm_prepacked(const Array& a, const Array& packed, int64_t n, Array& c, double beta, const Array* bias,
+                    Activation act);
 }  // namespace cpu
 namespace cuda {
 EMBER_BACKEND_API

@@ -420,18 +420,29 @@ PackedB gemm_pack_b(const Array& b) {
   return p;
 }
 
-Array matmul_packed(const Array& a, const PackedB& b, const Array* bias) {
+void matmul_packed_into(const Array& a, const PackedB& b, Array& c, double beta, const Array* bias) {
   EMBER_CHECK(a.ndim() == 2 && a.shape(1) == b.k, "matmul", "expects a (M, ", b.k, ") left operand, got shape ",
               shape_str(a.shape()));
-  EMBER_CHECK_T(TypeError, a.dtype() == b.dtype, "matmul", "dtypes differ (", dtype_name(a.dtype()), ", ",
-                dtype_name(b.dtype), ")");
+  EMBER_CHECK_T(TypeError, a.dtype() == b.dtype && c.dtype() == b.dtype, "matmul", "dtypes differ (",
+                dtype_name(a.dtype()), ", ", dtype_name(b.dtype), ")");
+  EMBER_CHECK(c.ndim() == 2 && c.shape(0) == a.shape(0) && c.shape(1) == b.n && (c.strides()[1] == 1 || b.n == 1),
+              "matmul", "the output must be (", a.shape(0), ", ", b.n, ") with unit column stride, got shape ",
+              shape_str(c.shape()));
   check_same_device("matmul", a, b.data);
-  if (!b.packed) return matmul(a, b.data, bias);
+  check_same_device("matmul", a, c);
   EMBER_CHECK(!bias || (bias->ndim() == 1 && bias->shape(0) == b.n && bias->dtype() == a.dtype()), "matmul",
               "bias must be (", b.n, ",) of the operands' dtype");
   Array bias_c = bias ? bias->contiguous() : Array();
+  const Array* bias_p = bias ? &bias_c : nullptr;
+  if (b.packed) return cpu::gemm_prepacked(a, b.data, b.n, c, beta, bias_p, Activation::none);
+  Array c3 = c.unsqueeze(0);
+  EMBER_ON_DEVICE(a.device(), gemm, a.unsqueeze(0), b.data.unsqueeze(0), c3, 1.0, beta, bias_p, Activation::none);
+}
+
+Array matmul_packed(const Array& a, const PackedB& b, const Array* bias) {
+  EMBER_CHECK(a.ndim() == 2, "matmul", "expects a (M, ", b.k, ") left operand, got shape ", shape_str(a.shape()));
   Array out = Array::empty({a.shape(0), b.n}, a.dtype(), a.device());
-  cpu::gemm_prepacked(a, b.data, b.n, out, bias ? &bias_c : nullptr, Activation::none);
+  matmul_packed_into(a, b, out, 0.0, bias);
   return out;
 }
 
@@ -588,82 +599,6 @@ Array cross_entropy_backward(const Array& logits_in, const Array& targets_in, co
   Array out = Array::empty(logits.shape(), ct, logits.device());
   EMBER_ON_DEVICE(logits.device(), cross_entropy_backward, logits, targets, l, g, out, ignore_index, label_smoothing);
   return out.astype(logits_in.dtype());
-}
-
-// ---- recurrent cells -------------------------------------------------------------------------
-
-// (B, cols) with unit column stride, on h's device and dtype; empty arrays pass when allowed.
-static void check_rnn_rows(const char* op, const Array& h, const Array& a, int64_t cols, const char* what,
-                           bool optional) {
-  if (!a.defined()) {
-    EMBER_CHECK(optional, op, what, " is required");
-    return;
-  }
-  check_same_device(op, h, a);
-  EMBER_CHECK(a.ndim() == 2 && a.shape(0) == h.shape(0) && a.shape(1) == cols && (a.strides()[1] == 1 || cols <= 1),
-              op, what, " must be (", h.shape(0), ", ", cols, ") with unit column stride, got shape ",
-              shape_str(a.shape()));
-  EMBER_CHECK_T(TypeError, a.dtype() == h.dtype(), op, what, " is ", dtype_name(a.dtype()), ", h is ",
-                dtype_name(h.dtype()));
-}
-
-static void check_rnn_lengths(const char* op, const Array& h, const Array& lengths) {
-  if (!lengths.defined()) return;
-  check_same_device(op, h, lengths);
-  EMBER_CHECK(lengths.ndim() == 1 && lengths.shape(0) == h.shape(0) && lengths.dtype() == DType::int64 &&
-                  lengths.is_contiguous(),
-              op, "lengths must be contiguous int64 (", h.shape(0), ",), got ", shape_str(lengths.shape()));
-}
-
-RnnStep rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev, const Array& c_prev,
-                         const Array& lengths, int64_t t, Array out) {
-  const char* op = "rnn_step";
-  EMBER_CHECK(h_prev.ndim() == 2 && h_prev.is_contiguous(), op, "h must be a contiguous (B, H) array, got shape ",
-              shape_str(h_prev.shape()));
-  EMBER_CHECK_T(TypeError, h_prev.dtype() == DType::float32 || h_prev.dtype() == DType::float64, op,
-                "expects float32 or float64, got ", dtype_name(h_prev.dtype()));
-  const int64_t B = h_prev.shape(0), H = h_prev.shape(1), G = rnn_gate_count(kind);
-  const bool lstm = kind == RnnKind::lstm;
-  check_rnn_rows(op, h_prev, xg, G * H, "the input projection", false);
-  check_rnn_rows(op, h_prev, hg, G * H, "the hidden projection", false);
-  check_rnn_rows(op, h_prev, c_prev, H, "c", !lstm);
-  check_rnn_rows(op, h_prev, out, H, "out", true);
-  check_rnn_lengths(op, h_prev, lengths);
-  EMBER_CHECK(lstm || !c_prev.defined(), op, "only the LSTM has a cell state");
-  RnnStep r;
-  r.h_new = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
-  if (lstm) r.c_new = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
-  if (rnn_saved_count(kind)) r.saved = Array::empty({B, rnn_saved_count(kind) * H}, h_prev.dtype(), h_prev.device());
-  EMBER_ON_DEVICE(h_prev.device(), rnn_step_forward, kind, xg, hg, h_prev, c_prev, lengths, t, r.h_new, r.c_new,
-                  r.saved, out);
-  return r;
-}
-
-RnnStepGrads rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev,
-                               const Array& h_new, const Array& dout, const Array& dh_next, const Array& dc_next,
-                               const Array& lengths, int64_t t, Array dx_out, Array dh_side_out) {
-  const char* op = "rnn_step_backward";
-  EMBER_CHECK(h_prev.ndim() == 2 && h_prev.is_contiguous(), op, "h must be a contiguous (B, H) array, got shape ",
-              shape_str(h_prev.shape()));
-  const int64_t B = h_prev.shape(0), H = h_prev.shape(1), G = rnn_gate_count(kind);
-  const bool lstm = kind == RnnKind::lstm;
-  check_rnn_rows(op, h_prev, saved, rnn_saved_count(kind) * H, "saved", rnn_saved_count(kind) == 0);
-  check_rnn_rows(op, h_prev, h_new, H, "h_new", false);
-  check_rnn_rows(op, h_prev, c_prev, H, "c", !lstm);
-  check_rnn_rows(op, h_prev, dout, H, "dout", true);
-  check_rnn_rows(op, h_prev, dh_next, H, "dh_next", false);
-  check_rnn_rows(op, h_prev, dc_next, H, "dc_next", true);
-  check_rnn_lengths(op, h_prev, lengths);
-  check_rnn_rows(op, h_prev, dx_out, G * H, "dx_out", true);
-  check_rnn_rows(op, h_prev, dh_side_out, G * H, "dh_side_out", true);
-  RnnStepGrads g;
-  g.dx = dx_out.defined() ? dx_out : Array::empty({B, G * H}, h_prev.dtype(), h_prev.device());
-  g.dh_side = dh_side_out.defined() ? dh_side_out : Array::empty({B, G * H}, h_prev.dtype(), h_prev.device());
-  g.carry = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
-  if (lstm) g.dc_prev = Array::empty({B, H}, h_prev.dtype(), h_prev.device());
-  EMBER_ON_DEVICE(h_prev.device(), rnn_step_backward, kind, saved, h_prev, c_prev, h_new, dout, dh_next, dc_next,
-                  lengths, t, g.dx, g.dh_side, g.carry, g.dc_prev);
-  return g;
 }
 
 // ---- pooling ---------------------------------------------------------------------------------

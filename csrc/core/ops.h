@@ -47,6 +47,8 @@ struct PackedB {
 };
 PackedB gemm_pack_b(const Array& b);
 Array matmul_packed(const Array& a, const PackedB& b, const Array* bias = nullptr);
+// c = a @ b + beta * c (+ bias) into a given (M, N) array with unit column stride.
+void matmul_packed_into(const Array& a, const PackedB& b, Array& c, double beta, const Array* bias = nullptr);
 
 // 2-d convolution, NCHW, PyTorch semantics (cross-correlation; zero padding, top/left and
 // bottom/right given separately so "same" works for even kernels): x (N, C, H, W), w (O, C/groups,
@@ -141,6 +143,24 @@ struct RnnStepGrads { Array dx, dh_side, carry, dc_prev; };
 RnnStepGrads rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev,
                                const Array& h_new, const Array& dout, const Array& dh_next, const Array& dc_next,
                                const Array& lengths, int64_t t, Array dx_out = Array(), Array dh_side_out = Array());
+
+// A whole recurrent layer in one direction (core/rnn.cpp): xg (T, B, G*H) the input projection of
+// every step (W_ih x + b_ih, one GEMM), w_hh_t = gemm_pack_b(W_hh^T), b_hh (G*H,) or empty, h0/c0
+// (B, H) (c0: LSTM only), lengths as for the step. y (T + 2, B, H) holds the outputs, then h_n and
+// c_n (zeros unless LSTM); hs/cs (T + 1, B, H) every state, `saved` (T, B, S*H) what backward needs.
+struct RnnSequence {
+  RnnKind kind = RnnKind::lstm;
+  bool reverse = false;
+  Array lengths, y, hs, cs, saved;
+  Array h_prevs() const;  // (T, B, H) view: the h entering each step, in time order
+};
+RnnSequence rnn_sequence_forward(RnnKind kind, const Array& xg, const PackedB& w_hh_t, const Array& b_hh,
+                                 const Array& h0, const Array& c0, const Array& lengths, bool reverse);
+// Backward through time from dy (like y): the pre-activation gradients of every step on the input
+// and hidden sides, dxg/dhg (T, B, G*H) (one array unless GRU), and the gradients reaching h0/c0.
+// w_hh = gemm_pack_b(W_hh).
+struct RnnSequenceGrads { Array dxg, dhg, dh0, dc0; };
+RnnSequenceGrads rnn_sequence_backward(const RnnSequence& seq, const PackedB& w_hh, const Array& dy);
 
 // Layer norm over the last dim (norm.{cpp,cu}), one pass per row: returns (y, mean, rstd), mean/rstd
 // of shape x.shape[:-1] saved for the backward, which gives dx, dweight and dbias together.

@@ -337,12 +337,13 @@ Array gemm_pack_b(const Array& b) {
 }
 
 // c (M, N) = a (M, K) @ B, with B given as gemm_pack_b(B) of a (K, N) matrix; bias (N,) or null.
-void gemm_prepacked(const Array& a, const Array& packed, int64_t n, Array& c, const Array* bias, Activation act) {
+void gemm_prepacked(const Array& a, const Array& packed, int64_t n, Array& c, double beta, const Array* bias,
+                    Activation act) {
   dispatch_f32_f64(c.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
     const int64_t m = a.shape(0), k = a.shape(1);
     Problem<T> p{m, n, k, a.data<T>(), a.strides()[0], a.strides()[1], nullptr, 0, 0, c.data<T>(), c.strides()[0],
-                 T(1), T(0), bias ? bias->data<T>() : nullptr, act, packed.data<T>()};
+                 T(1), T(beta), bias ? bias->data<T>() : nullptr, act, packed.data<T>()};
     const double flops = 2.0 * double(m) * double(n) * double(k);
     run(p, flops < kSerialFlops || omp_in_parallel() ? 1 : omp_get_max_threads());
   });
