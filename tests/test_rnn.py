@@ -94,14 +94,18 @@ def test_gradcheck_layer_op(mode, reverse):
     gradcheck_op(layer, shapes, low=-1.0, high=1.0)
 
 
-def test_matches_pytorch_with_batch_first_and_lengths():
+# 9 hidden units: the core's step-by-step loop; 32 (whole GEMM panels): the CPU's fused loop, each
+# thread owning a slice of the units (cpu/rnn.cpp).
+@pytest.mark.parametrize("hidden", [9, 32])
+def test_matches_pytorch_with_batch_first_and_lengths(hidden):
     torch = pytest.importorskip("torch")
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     r, _ = rng()
     for kind, kw in KINDS:
         for batch_first in (False, True):
-            tm = getattr(torch.nn, kind)(4, 9, num_layers=2, bidirectional=True, batch_first=batch_first, **kw).double()
-            em_m = getattr(nn, kind)(4, 9, num_layers=2, bidirectional=True, batch_first=batch_first, **kw).double()
+            tm = getattr(torch.nn, kind)(4, hidden, num_layers=2, bidirectional=True, batch_first=batch_first,
+                                         **kw).double()
+            em_m = getattr(nn, kind)(4, hidden, num_layers=2, bidirectional=True, batch_first=batch_first, **kw).double()
             em_m.load_state_dict({k: em.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
             T, B, lengths = 8, 5, [8, 3, 1, 8, 6]
             x = r.standard_normal((B, T, 4) if batch_first else (T, B, 4))
@@ -123,14 +127,20 @@ def test_matches_pytorch_with_batch_first_and_lengths():
                 assert_close(p.grad.numpy(), tgrads[n].grad.numpy(), 1e-11, msg=f"{kind} {n}")
 
 
-def test_float32_close_to_float64():
+@pytest.mark.parametrize("hidden", [13, 64])
+def test_float32_close_to_float64(hidden):
     r, _ = rng()
-    model = nn.LSTM(6, 13, num_layers=2)
-    x = r.standard_normal((17, 4, 6))
-    out32, _ = model(em.tensor(x, dtype="float32"))
-    model.double()
-    out64, _ = model(em.tensor(x))
-    assert_close(out32.detach().numpy(), out64.detach().numpy(), 2e-5)
+    model = nn.LSTM(6, hidden, num_layers=2)
+    x, w = r.standard_normal((17, 4, 6)), r.standard_normal((17, 4, hidden))
+    results = []
+    for dtype in ("float32", "float64"):  # forward and the input gradient (the vector backward rows)
+        model.float() if dtype == "float32" else model.double()
+        ex = em.tensor(x, dtype=dtype, requires_grad=True)
+        out, _ = model(ex)
+        (out * em.tensor(w, dtype=dtype)).sum().backward()
+        results.append((out.detach().numpy(), ex.grad.numpy()))
+    assert_close(results[0][0], results[1][0], 2e-5)
+    assert_close(results[0][1], results[1][1], 1e-4)
 
 
 def test_cells_match_layers():

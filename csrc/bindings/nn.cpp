@@ -71,31 +71,15 @@ void init_nn(py::module_& m) {
   py::enum_<RnnKind>(m, "RnnKind")
       .value("rnn_tanh", RnnKind::rnn_tanh).value("rnn_relu", RnnKind::rnn_relu).value("lstm", RnnKind::lstm)
       .value("gru", RnnKind::gru);
-  m.def("rnn_step_forward", [](RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev,
-                               std::optional<Array> c_prev, std::optional<Array> lengths, int64_t t,
-                               std::optional<Array> out) {
-    RnnStep r = rnn_step_forward(kind, xg, hg, h_prev, or_empty(c_prev), or_empty(lengths), t, or_empty(out));
-    return py::make_tuple(r.h_new, r.c_new.defined() ? py::cast(r.c_new) : py::none(),
-                          r.saved.defined() ? py::cast(r.saved) : py::none());
-  });
-  m.def("rnn_step_backward", [](RnnKind kind, std::optional<Array> saved, const Array& h_prev,
-                                std::optional<Array> c_prev, const Array& h_new, std::optional<Array> dout,
-                                const Array& dh_next, std::optional<Array> dc_next, std::optional<Array> lengths,
-                                int64_t t, std::optional<Array> dx_out, std::optional<Array> dh_side_out) {
-    RnnStepGrads g = rnn_step_backward(kind, or_empty(saved), h_prev, or_empty(c_prev), h_new, or_empty(dout),
-                                       dh_next, or_empty(dc_next), or_empty(lengths), t, or_empty(dx_out),
-                                       or_empty(dh_side_out));
-    return py::make_tuple(g.dx, g.dh_side, g.carry, g.dc_prev.defined() ? py::cast(g.dc_prev) : py::none());
-  });
   py::class_<RnnSequence>(m, "RnnSequence")
       .def_readonly("y", &RnnSequence::y)
       .def("h_prevs", &RnnSequence::h_prevs);
-  m.def("rnn_sequence_forward", [](RnnKind kind, const Array& xg, const PackedB& w_hh_t, std::optional<Array> b_hh,
+  m.def("rnn_sequence_forward", [](RnnKind kind, const Array& xg, const Array& w_hh, std::optional<Array> b_hh,
                                    const Array& h0, std::optional<Array> c0, std::optional<Array> lengths,
                                    bool reverse) {
-    return rnn_sequence_forward(kind, xg, w_hh_t, or_empty(b_hh), h0, or_empty(c0), or_empty(lengths), reverse);
+    return rnn_sequence_forward(kind, xg, w_hh, or_empty(b_hh), h0, or_empty(c0), or_empty(lengths), reverse);
   });
-  m.def("rnn_sequence_backward", [](const RnnSequence& seq, const PackedB& w_hh, const Array& dy) {
+  m.def("rnn_sequence_backward", [](const RnnSequence& seq, const Array& w_hh, const Array& dy) {
     RnnSequenceGrads g = rnn_sequence_backward(seq, w_hh, dy);
     return py::make_tuple(g.dxg, g.dhg, g.dh0, g.dc0.defined() ? py::cast(g.dc0) : py::none());
   });

@@ -56,6 +56,14 @@
                          const Array& h_new, const Array& dout, const Array& dh_next,               \
                          const Array& dc_next, const Array& lengths, int64_t t, Array& dx,          \
                          Array& dh_side, Array& carry, Array& dc_prev);                             \
+  /* A whole layer's time loop in one call, in core/rnn.cpp's layout (states (T + 1, B, H), slot 0 */ \
+  /* or T holding h0/c0); false: declined, and the core runs it step by step with the two above. */  \
+  bool rnn_sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Array& b_hh,     \
+                            const Array& lengths, bool reverse, Array& hs, Array& cs, Array& saved,  \
+                            Array& y);                                                              \
+  bool rnn_sequence_backward(RnnKind kind, const Array& w_hh, const Array& lengths, bool reverse,   \
+                             const Array& hs, const Array& cs, const Array& saved, const Array& dy, \
+                             Array& dxg, Array& dhg, Array& dh_buf, Array& dc_buf);                 \
   /* conv.{cpp,cu}: x (C, H, W) contiguous <-> cols (C*KH*KW, Ho*Wo) contiguous; col2im adds */     \
   /* into a zeroed x. */                                                                           \
   void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeom& g);           \

@@ -127,40 +127,23 @@ std::pair<Array, Array> cross_entropy(const Array& logits, const Array& targets,
 Array cross_entropy_backward(const Array& logits, const Array& targets, const Array& lse, const Array& grad_rows,
                              int64_t ignore_index, double label_smoothing);
 
-// One time step of a recurrent cell (core/rnn_math.h) over a batch: xg/hg (B, G*H) are the input and
-// hidden projections of this step (biases included), h_prev (B, H), c_prev (B, H) for the LSTM, else
-// empty. lengths: int64 (B,) or empty; rows with t >= lengths[b] keep their state and output 0.
-// Writes h_new, c_new (LSTM), `saved` (B, S*H) for backward and, when given, `out` (a (B, H) view).
-struct RnnStep { Array h_new, c_new, saved; };
-RnnStep rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev, const Array& c_prev,
-                         const Array& lengths, int64_t t, Array out);
-// Backward of one step: dh = dout (a (B, H) view, or empty) + dh_next; dc_next for the LSTM. Returns
-// (dx, dh_side, carry, dc_prev): pre-activation gradients on the input and hidden sides (B, G*H),
-// the part of dh_prev that bypasses W_hh (B, H), and the LSTM's dc_prev (else empty).
-struct RnnStepGrads { Array dx, dh_side, carry, dc_prev; };
-// dx_out/dh_side_out: where to write dx and dh_side ((B, G*H) views, e.g. rows of one buffer for all
-// steps); empty: allocated.
-RnnStepGrads rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev,
-                               const Array& h_new, const Array& dout, const Array& dh_next, const Array& dc_next,
-                               const Array& lengths, int64_t t, Array dx_out = Array(), Array dh_side_out = Array());
-
-// A whole recurrent layer in one direction (core/rnn.cpp): xg (T, B, G*H) the input projection of
-// every step (W_ih x + b_ih, one GEMM), w_hh_t = gemm_pack_b(W_hh^T), b_hh (G*H,) or empty, h0/c0
-// (B, H) (c0: LSTM only), lengths as for the step. y (T + 2, B, H) holds the outputs, then h_n and
-// c_n (zeros unless LSTM); hs/cs (T + 1, B, H) every state, `saved` (T, B, S*H) what backward needs.
+// A whole recurrent layer in one direction (core/rnn.cpp; the gate math in core/rnn_math.h): xg
+// (T, B, G*H) the input projection of every step (W_ih x + b_ih, one GEMM), W_hh (G*H, H), b_hh
+// (G*H,) or empty, h0/c0 (B, H) (c0: LSTM only), lengths int64 (B,) or empty: rows with t >=
+// lengths[b] keep their state and output 0. y (T + 2, B, H) holds the outputs, then h_n and c_n
+// (zeros unless LSTM); hs/cs (T + 1, B, H) every state, `saved` (T, B, S*H) what backward needs.
 struct RnnSequence {
   RnnKind kind = RnnKind::lstm;
   bool reverse = false;
   Array lengths, y, hs, cs, saved;
   Array h_prevs() const;  // (T, B, H) view: the h entering each step, in time order
 };
-RnnSequence rnn_sequence_forward(RnnKind kind, const Array& xg, const PackedB& w_hh_t, const Array& b_hh,
+RnnSequence rnn_sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Array& b_hh,
                                  const Array& h0, const Array& c0, const Array& lengths, bool reverse);
 // Backward through time from dy (like y): the pre-activation gradients of every step on the input
 // and hidden sides, dxg/dhg (T, B, G*H) (one array unless GRU), and the gradients reaching h0/c0.
-// w_hh = gemm_pack_b(W_hh).
 struct RnnSequenceGrads { Array dxg, dhg, dh0, dc0; };
-RnnSequenceGrads rnn_sequence_backward(const RnnSequence& seq, const PackedB& w_hh, const Array& dy);
+RnnSequenceGrads rnn_sequence_backward(const RnnSequence& seq, const Array& w_hh, const Array& dy);
 
 // Layer norm over the last dim (norm.{cpp,cu}), one pass per row: returns (y, mean, rstd), mean/rstd
 // of shape x.shape[:-1] saved for the backward, which gives dx, dweight and dbias together.

@@ -23,6 +23,12 @@ enum class RnnKind : uint8_t { rnn_tanh, rnn_relu, lstm, gru };
 EMBER_HD int rnn_gate_count(RnnKind k) { return k == RnnKind::lstm ? 4 : k == RnnKind::gru ? 3 : 1; }
 EMBER_HD int rnn_saved_count(RnnKind k) { return k == RnnKind::lstm ? 5 : k == RnnKind::gru ? 4 : 0; }
 
+// A layer's states live in (T + 1, B, H) arrays (core/rnn.cpp): step t reads slot rnn_slot_in and
+// writes slot rnn_slot_out, so in either direction the h entering the steps, in time order, is one
+// contiguous (T, B, H) view.
+EMBER_HD int64_t rnn_slot_in(bool reverse, int64_t t) { return reverse ? t + 1 : t; }
+EMBER_HD int64_t rnn_slot_out(bool reverse, int64_t t) { return reverse ? t : t + 1; }
+
 template <typename M, typename T>
 EMBER_HD void rnn_forward_unit(RnnKind k, int64_t H, int64_t j, const T* xg, const T* hg, const T* h_prev,
                                const T* c_prev, T* h_new, T* c_new, T* saved) {

@@ -352,10 +352,15 @@ void gemm_prepacked(const Array& a, const Array& packed, int64_t n, Array& c, do
 // The building blocks of gemm.h: whole-operand packing and a serial product of packed operands.
 
 template <typename T>
-void pack_a(const T* a, int64_t rsa, int64_t csa, int64_t rows, int64_t k, T* dst) {
+void pack_a_columns(const T* a, int64_t rsa, int64_t csa, int64_t rows, int64_t k, int64_t k0, int64_t k1, T* dst) {
   const int mr = gemm_mr<T>();
   for (int64_t i = 0; i < rows; i += mr)
-    pack_a_panel(a + i * rsa, rsa, csa, std::min<int64_t>(mr, rows - i), k, mr, dst + i * k);
+    pack_a_panel(a + i * rsa + k0 * csa, rsa, csa, std::min<int64_t>(mr, rows - i), k1 - k0, mr, dst + i * k + k0 * mr);
+}
+
+template <typename T>
+void pack_a(const T* a, int64_t rsa, int64_t csa, int64_t rows, int64_t k, T* dst) {
+  pack_a_columns(a, rsa, csa, rows, k, 0, k, dst);
 }
 
 template <typename T>
@@ -366,20 +371,24 @@ void pack_b(const T* b, int64_t rsb, int64_t csb, int64_t k, int64_t cols, T* ds
 }
 
 template <typename T>
-void gemm_packed(int64_t m, int64_t n, int64_t k, const T* Ap, const T* Bp, T* c, int64_t ldc, T alpha, T beta) {
+void gemm_packed(int64_t m, int64_t n, int64_t k, const T* Ap, const T* Bp, T* c, int64_t ldc, T alpha, T beta,
+                 const T* bias) {
   const int mr = gemm_mr<T>(), nr = gemm_nr<T>();
   const GemmMicrokernel<T> kernel = microkernel<T>();
-  const GemmStore<T> st{alpha, beta, true, true, nullptr, Activation::none};
+  GemmStore<T> st{alpha, beta, true, true, nullptr, Activation::none};
   for (int64_t i = 0; i < m; i += mr)
-    for (int64_t j = 0; j < n; j += nr)
+    for (int64_t j = 0; j < n; j += nr) {
+      st.bias = bias ? bias + j : nullptr;
       kernel(k, Ap + i * k, Bp + j * k, c + i * ldc + j, ldc, int(std::min<int64_t>(mr, m - i)),
              int(std::min<int64_t>(nr, n - j)), st);
+    }
 }
 
 #define EMBER_GEMM_BLOCKS(T)                                                                          \
   template void pack_a<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);                           \
   template void pack_b<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);                           \
-  template void gemm_packed<T>(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t, T, T);
+  template void pack_a_columns<T>(const T*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, T*);   \
+  template void gemm_packed<T>(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t, T, T, const T*);
 EMBER_GEMM_BLOCKS(float)
 EMBER_GEMM_BLOCKS(double)
 #undef EMBER_GEMM_BLOCKS

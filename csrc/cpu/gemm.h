@@ -17,10 +17,15 @@ template <typename T> int64_t packed_b_size(int64_t k, int64_t cols) { return ro
 // A[i][p] = a[i*rsa + p*csa] (rows x k) -> dst; B[p][j] = b[p*rsb + j*csb] (k x cols) -> dst.
 template <typename T> void pack_a(const T* a, int64_t rsa, int64_t csa, int64_t rows, int64_t k, T* dst);
 template <typename T> void pack_b(const T* b, int64_t rsb, int64_t csb, int64_t k, int64_t cols, T* dst);
-
-// C (m x n, row stride ldc) = alpha * Ap @ Bp + beta * C on the calling thread (beta == 0: C is
-// not read). Ap/Bp come from pack_a/pack_b with the same k.
+// Columns [k0, k1) of A into their place in pack_a's layout for depth k, so that threads can each
+// pack their own part of one shared operand.
 template <typename T>
-void gemm_packed(int64_t m, int64_t n, int64_t k, const T* Ap, const T* Bp, T* c, int64_t ldc, T alpha, T beta);
+void pack_a_columns(const T* a, int64_t rsa, int64_t csa, int64_t rows, int64_t k, int64_t k0, int64_t k1, T* dst);
+
+// C (m x n, row stride ldc) = alpha * Ap @ Bp + beta * C (+ bias[j]) on the calling thread (beta ==
+// 0: C is not read). Ap/Bp come from pack_a/pack_b with the same k; bias: n values or null.
+template <typename T>
+void gemm_packed(int64_t m, int64_t n, int64_t k, const T* Ap, const T* Bp, T* c, int64_t ldc, T alpha, T beta,
+                 const T* bias = nullptr);
 
 }  // namespace ember::cpu

@@ -1,14 +1,22 @@
-// Recurrent cells on the CPU, one time step over the batch (the input projection of all steps and
-// the per-step hidden projection are GEMMs, issued by the Python layer). Forward: each batch row's
-// H units in one pass (float32 through the per-ISA vector loop with branch-free sigmoid/tanh);
-// backward: one pass that also adds the output's gradient to the next step's. Rows past their
-// sequence's length keep their state and output 0 (forward), and pass gradients straight through
-// (backward), so padded steps change nothing.
+// Recurrent cells on the CPU. Forward: a batch row's hidden units in one pass (float32 through the
+// per-ISA vector loop with branch-free sigmoid/tanh); backward: one pass that also adds the output's
+// gradient to the next step's. Rows past their sequence's length keep their state and output 0
+// (forward), and pass gradients straight through (backward), so padded steps change nothing.
+//
+// A whole layer runs in ONE parallel region (rnn_sequence_*): thread w owns hidden units [u0, u1)
+// of every gate, whole NR-column panels of the GEMM. Each step it computes the hidden projection's
+// columns for its units and runs the cell on them straight away, while they are in its cache; only
+// the new h (forward) or the hidden-side gradient (backward) crosses to the other threads, each
+// thread packing its part into one shared GEMM operand, and the step ends in one barrier. The
+// step-by-step form (a GEMM split by columns, then a cell split by batch rows) needs two fork/joins
+// per step and moves every gate pre-activation between cores.
+#include <omp.h>
 #include <cmath>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/rnn_math.h"
 #include "core/scalar_math.h"
+#include "cpu/gemm.h"
 #include "cpu/parallel.h"
 #include "cpu/simd/kernels.h"
 
@@ -25,8 +33,35 @@ T* ptr(const Array& a, int64_t row = 0) {  // row of a (rows, cols) array with a
   return a.defined() ? a.data<T>() + row * (a.ndim() > 1 ? a.strides()[0] : 0) : nullptr;
 }
 
+template <typename T>
+T* ptr(const Array& a, int64_t i, int64_t row) {  // row of slice i of a (n, rows, cols) array; null if empty
+  return a.defined() ? a.data<T>() + i * a.strides()[0] + row * a.strides()[1] : nullptr;
+}
+
 bool row_active(const Array& lengths, int64_t b, int64_t t) {
   return !lengths.defined() || t < lengths.data<int64_t>()[b];
+}
+
+// One batch row's forward over units [j0, j1): the cell, or for padding the state carried over and
+// an output of 0. c/saved/out pointers may be null.
+template <typename T>
+void forward_row(RnnKind kind, int64_t H, int64_t j0, int64_t j1, bool active, const T* x, const T* hg, const T* hp,
+                 const T* cp, T* hn, T* cn, T* s, T* o) {
+  if (!active) {
+    for (int64_t j = j0; j < j1; ++j) {
+      hn[j] = hp[j];
+      if (cn) cn[j] = cp[j];
+      if (o) o[j] = T(0);
+    }
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    simd().rnn_forward_row_f32(kind, H, j0, j1, x, hg, hp, cp, hn, cn, s);
+  } else {
+    for (int64_t j = j0; j < j1; ++j) rnn_forward_unit<LibmMath>(kind, H, j, x, hg, hp, cp, hn, cn, s);
+  }
+  if (o)
+    for (int64_t j = j0; j < j1; ++j) o[j] = hn[j];
 }
 
 // One batch row's operands for the backward step (null where absent).
@@ -37,22 +72,139 @@ struct BackwardRow {
 };
 
 template <RnnKind K, typename T>
-void backward_row(const BackwardRow<T>& r, int64_t H) {
-  const T *__restrict go = r.dout, *__restrict dn = r.dh_next, *__restrict dcn = r.dc_next;
-  T *__restrict cr = r.carry, *__restrict dcp = r.dc_prev;
-  for (int64_t j = 0; j < H; ++j) {
-    const T dh = dn[j] + (go ? go[j] : T(0));
+void backward_units(const BackwardRow<T>& r, int64_t H, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; ++j) {
     T carry = 0, dc_prev = 0;
-    rnn_backward_unit(K, H, j, r.saved, r.h_prev, r.c_prev, r.h_new, dh, dcn ? dcn[j] : T(0), r.dx, r.dh_side, carry,
-                      dc_prev);
-    cr[j] = carry;
-    if (dcp) dcp[j] = dc_prev;
+    rnn_backward_unit(K, H, j, r.saved, r.h_prev, r.c_prev, r.h_new, r.dh_next[j] + r.dout[j],
+                      r.dc_next ? r.dc_next[j] : T(0), r.dx, r.dh_side, carry, dc_prev);
+    r.carry[j] = carry;
+    if (r.dc_prev) r.dc_prev[j] = dc_prev;
+  }
+}
+
+// One batch row's backward over units [j0, j1); for padding the gradients pass through untouched.
+// dout is always given; dc_next/dc_prev exactly for the LSTM.
+template <typename T>
+void backward_row(RnnKind kind, const BackwardRow<T>& r, int64_t H, int64_t j0, int64_t j1, bool active) {
+  if (!active) {
+    for (int g = 0; g < rnn_gate_count(kind); ++g)
+      for (int64_t j = j0; j < j1; ++j) r.dx[g * H + j] = r.dh_side[g * H + j] = T(0);
+    for (int64_t j = j0; j < j1; ++j) {
+      r.carry[j] = r.dh_next[j];
+      if (r.dc_prev) r.dc_prev[j] = r.dc_next[j];
+    }
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    simd().rnn_backward_row_f32(kind, H, j0, j1, r.saved, r.h_prev, r.c_prev, r.h_new, r.dout, r.dh_next, r.dc_next,
+                                r.dx, r.dh_side, r.carry, r.dc_prev);
+  } else {
+    switch (kind) {  // one loop per kind: with the kind a constant, each loop body vectorises
+      case RnnKind::lstm: backward_units<RnnKind::lstm>(r, H, j0, j1); break;
+      case RnnKind::gru: backward_units<RnnKind::gru>(r, H, j0, j1); break;
+      case RnnKind::rnn_tanh: backward_units<RnnKind::rnn_tanh>(r, H, j0, j1); break;
+      case RnnKind::rnn_relu: backward_units<RnnKind::rnn_relu>(r, H, j0, j1); break;
+    }
   }
 }
 
 // The gate math costs ~10 cycles per unit (several exp), far more than an elementwise add, so rows
 // go to threads from 8K gate values on (a 32 x 256 LSTM step: 29 -> ~16 us on two cores).
 int64_t grain_rows(int64_t H, int gates) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, H * gates)); }
+
+// ---- whole sequences ----------------------------------------------------------------------------
+
+struct Units { int64_t u0, u1; };
+
+// Thread w of n: whole NR-wide panels of the H units, so each gate's columns g*H + [u0, u1) are
+// whole panels of the packed W_hh as well.
+Units units_of(int w, int n, int64_t H, int nr) {
+  const int64_t panels = H / nr;
+  return {panels * w / n * nr, panels * (w + 1) / n * nr};
+}
+
+// Threads for the fused loop: 0 (decline) unless H is whole panels; at most one per panel.
+template <typename T>
+int sequence_threads(int64_t H) {
+  const int nr = gemm_nr<T>();
+  if (H % nr != 0) return 0;
+  return int(std::min<int64_t>(omp_in_parallel() ? 1 : omp_get_max_threads(), H / nr));
+}
+
+template <typename T>
+void sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Array& b_hh, const Array& lengths,
+                      bool reverse, Array& hs, Array& cs, Array& saved, Array& y, int threads) {
+  const int64_t steps = xg.shape(0), B = hs.shape(1), H = hs.shape(2), G = rnn_gate_count(kind), GH = G * H;
+  const int nr = gemm_nr<T>();
+  const int64_t a_size = packed_a_size<T>(B, H);
+  Array wp = Array::empty({packed_b_size<T>(H, GH)}, hs.dtype(), hs.device());  // W_hh^T as NR-column panels
+  Array ap = Array::empty({2 * a_size}, hs.dtype(), hs.device());  // h packed as the GEMM's A, two in turn
+  Array hg = Array::empty({B, GH}, hs.dtype(), hs.device());       // W_hh h + b_hh; each thread its columns
+  T *W = wp.data<T>(), *A = ap.data<T>(), *HG = hg.data<T>();
+  const T *w = w_hh.data<T>(), *bias = b_hh.defined() ? b_hh.data<T>() : nullptr;
+  const int64_t ws0 = w_hh.strides()[0], ws1 = w_hh.strides()[1];
+#pragma omp parallel num_threads(threads)
+  {
+    const Units u = units_of(omp_get_thread_num(), omp_get_num_threads(), H, nr);
+    for (int64_t g = 0; g < G; ++g) pack_b<T>(w + (g * H + u.u0) * ws0, ws1, ws0, H, u.u1 - u.u0, W + (g * H + u.u0) * H);
+    pack_a_columns<T>(ptr<T>(hs, reverse ? steps : 0, 0), H, 1, B, H, u.u0, u.u1, A);
+#pragma omp barrier
+    for (int64_t i = 0; i < steps; ++i) {
+      const int64_t t = reverse ? steps - 1 - i : i, in = rnn_slot_in(reverse, t), out = rnn_slot_out(reverse, t);
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t col = g * H + u.u0;
+        gemm_packed<T>(B, u.u1 - u.u0, H, A + (i % 2) * a_size, W + col * H, HG + col, GH, T(1), T(0),
+                       bias ? bias + col : nullptr);
+      }
+      for (int64_t b = 0; b < B; ++b)
+        forward_row<T>(kind, H, u.u0, u.u1, row_active(lengths, b, t), ptr<T>(xg, t, b), HG + b * GH,
+                       ptr<T>(hs, in, b), ptr<T>(cs, in, b), ptr<T>(hs, out, b), ptr<T>(cs, out, b),
+                       ptr<T>(saved, t, b), ptr<T>(y, t, b));
+      if (i + 1 < steps) {  // this thread's units of the new h into the next step's operand
+        pack_a_columns<T>(ptr<T>(hs, out, 0), H, 1, B, H, u.u0, u.u1, A + ((i + 1) % 2) * a_size);
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+template <typename T>
+void sequence_backward(RnnKind kind, const Array& w_hh, const Array& lengths, bool reverse, const Array& hs,
+                       const Array& cs, const Array& saved, const Array& dy, Array& dxg, Array& dhg, Array& dh_buf,
+                       Array& dc_buf, int threads) {
+  const int64_t steps = dxg.shape(0), B = hs.shape(1), H = hs.shape(2), G = rnn_gate_count(kind), GH = G * H;
+  const int nr = gemm_nr<T>();
+  const int64_t a_size = packed_a_size<T>(B, GH);
+  Array wp = Array::empty({packed_b_size<T>(GH, H)}, hs.dtype(), hs.device());  // W_hh as NR-column panels
+  Array ap = Array::empty({2 * a_size}, hs.dtype(), hs.device());  // dh_side packed as the GEMM's A
+  T *W = wp.data<T>(), *A = ap.data<T>();
+  const T* w = w_hh.data<T>();
+  const int64_t ws0 = w_hh.strides()[0], ws1 = w_hh.strides()[1];
+#pragma omp parallel num_threads(threads)
+  {
+    const Units u = units_of(omp_get_thread_num(), omp_get_num_threads(), H, nr);
+    pack_b<T>(w + u.u0 * ws1, ws0, ws1, GH, u.u1 - u.u0, W + u.u0 * GH);
+    for (int64_t i = 0; i < steps; ++i) {
+      const int64_t t = reverse ? i : steps - 1 - i, in = rnn_slot_in(reverse, t), out = rnn_slot_out(reverse, t);
+      // dh/dc reaching this step: h_n's and c_n's gradients first, then the previous step's buffer.
+      const Array &dh_from = i == 0 ? dy : dh_buf, &dc_from = i == 0 ? dy : dc_buf;
+      const int64_t dh_slot = i == 0 ? steps : (i - 1) % 2, dc_slot = i == 0 ? steps + 1 : (i - 1) % 2;
+      for (int64_t b = 0; b < B; ++b) {
+        BackwardRow<T> r{ptr<T>(saved, t, b), ptr<T>(hs, in, b), ptr<T>(cs, in, b), ptr<T>(hs, out, b),
+                         ptr<T>(dy, t, b), ptr<T>(dh_from, dh_slot, b),
+                         dc_buf.defined() ? ptr<T>(dc_from, dc_slot, b) : nullptr, ptr<T>(dxg, t, b),
+                         ptr<T>(dhg, t, b), ptr<T>(dh_buf, i % 2, b), ptr<T>(dc_buf, i % 2, b)};
+        backward_row<T>(kind, r, H, u.u0, u.u1, row_active(lengths, b, t));
+      }
+      for (int64_t g = 0; g < G; ++g)  // this thread's gate columns of dh_side into the shared operand
+        pack_a_columns<T>(ptr<T>(dhg, t, 0), GH, 1, B, GH, g * H + u.u0, g * H + u.u1, A + (i % 2) * a_size);
+#pragma omp barrier
+      // dh_prev[:, units] = carry + dh_side @ W_hh[:, units]
+      gemm_packed<T>(B, u.u1 - u.u0, GH, A + (i % 2) * a_size, W + u.u0 * GH, ptr<T>(dh_buf, i % 2, 0) + u.u0, H,
+                     T(1), T(1));
+    }
+  }
+}
 
 }  // namespace
 
@@ -62,27 +214,9 @@ void rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Arra
   dispatch_f32_f64(h_prev.dtype(), "rnn_step", [&](auto tag) {
     using T = decltype(tag);
     parallel_for(B, grain_rows(H, rnn_gate_count(kind)), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        T *hn = ptr<T>(h_new, b), *cn = ptr<T>(c_new, b), *o = ptr<T>(out, b);
-        const T *hp = ptr<T>(h_prev, b), *cp = ptr<T>(c_prev, b);
-        if (!row_active(lengths, b, t)) {  // padding: the state carries over, the output is 0
-          for (int64_t j = 0; j < H; ++j) {
-            hn[j] = hp[j];
-            if (cn) cn[j] = cp[j];
-            if (o) o[j] = T(0);
-          }
-          continue;
-        }
-        const T *x = ptr<T>(xg, b), *h = ptr<T>(hg, b);
-        T* s = ptr<T>(saved, b);
-        if constexpr (std::is_same_v<T, float>) {
-          simd().rnn_forward_row_f32(kind, H, x, h, hp, cp, hn, cn, s);
-        } else {
-          for (int64_t j = 0; j < H; ++j) rnn_forward_unit<LibmMath>(kind, H, j, x, h, hp, cp, hn, cn, s);
-        }
-        if (o)
-          for (int64_t j = 0; j < H; ++j) o[j] = hn[j];
-      }
+      for (int64_t b = b0; b < b1; ++b)
+        forward_row<T>(kind, H, 0, H, row_active(lengths, b, t), ptr<T>(xg, b), ptr<T>(hg, b), ptr<T>(h_prev, b),
+                       ptr<T>(c_prev, b), ptr<T>(h_new, b), ptr<T>(c_new, b), ptr<T>(saved, b), ptr<T>(out, b));
     });
   });
 }
@@ -90,31 +224,39 @@ void rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Arra
 void rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev, const Array& h_new,
                        const Array& dout, const Array& dh_next, const Array& dc_next, const Array& lengths, int64_t t,
                        Array& dx, Array& dh_side, Array& carry, Array& dc_prev) {
-  const int64_t B = h_prev.shape(0), H = h_prev.shape(1), G = rnn_gate_count(kind);
+  const int64_t B = h_prev.shape(0), H = h_prev.shape(1);
   dispatch_f32_f64(h_prev.dtype(), "rnn_step_backward", [&](auto tag) {
     using T = decltype(tag);
-    parallel_for(B, grain_rows(H, G), [&](int64_t b0, int64_t b1) {
+    parallel_for(B, grain_rows(H, rnn_gate_count(kind)), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        const T *dn = ptr<T>(dh_next, b), *dcn = ptr<T>(dc_next, b), *go = ptr<T>(dout, b);
-        T *gx = ptr<T>(dx, b), *gh = ptr<T>(dh_side, b), *cr = ptr<T>(carry, b), *dcp = ptr<T>(dc_prev, b);
-        if (!row_active(lengths, b, t)) {  // padding: gradients pass through untouched
-          for (int64_t j = 0; j < G * H; ++j) gx[j] = gh[j] = T(0);
-          for (int64_t j = 0; j < H; ++j) {
-            cr[j] = dn[j];
-            if (dcp) dcp[j] = dcn ? dcn[j] : T(0);
-          }
-          continue;
-        }
-        const T *s = ptr<T>(saved, b), *hp = ptr<T>(h_prev, b), *cp = ptr<T>(c_prev, b), *hn = ptr<T>(h_new, b);
-        BackwardRow<T> row{s, hp, cp, hn, go, dn, dcn, gx, gh, cr, dcp};
-        switch (kind) {  // one loop per kind: with the kind a constant, each loop body vectorises
-          case RnnKind::lstm: backward_row<RnnKind::lstm>(row, H); break;
-          case RnnKind::gru: backward_row<RnnKind::gru>(row, H); break;
-          case RnnKind::rnn_tanh: backward_row<RnnKind::rnn_tanh>(row, H); break;
-          case RnnKind::rnn_relu: backward_row<RnnKind::rnn_relu>(row, H); break;
-        }
+        BackwardRow<T> r{ptr<T>(saved, b), ptr<T>(h_prev, b), ptr<T>(c_prev, b), ptr<T>(h_new, b), ptr<T>(dout, b),
+                         ptr<T>(dh_next, b), ptr<T>(dc_next, b), ptr<T>(dx, b), ptr<T>(dh_side, b), ptr<T>(carry, b),
+                         ptr<T>(dc_prev, b)};
+        backward_row<T>(kind, r, H, 0, H, row_active(lengths, b, t));
       }
     });
+  });
+}
+
+bool rnn_sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Array& b_hh, const Array& lengths,
+                          bool reverse, Array& hs, Array& cs, Array& saved, Array& y) {
+  return dispatch_f32_f64(hs.dtype(), "rnn", [&](auto tag) {
+    using T = decltype(tag);
+    const int threads = sequence_threads<T>(hs.shape(2));
+    if (threads) sequence_forward<T>(kind, xg, w_hh, b_hh, lengths, reverse, hs, cs, saved, y, threads);
+    return threads > 0;
+  });
+}
+
+bool rnn_sequence_backward(RnnKind kind, const Array& w_hh, const Array& lengths, bool reverse, const Array& hs,
+                           const Array& cs, const Array& saved, const Array& dy, Array& dxg, Array& dhg,
+                           Array& dh_buf, Array& dc_buf) {
+  return dispatch_f32_f64(hs.dtype(), "rnn_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const int threads = sequence_threads<T>(hs.shape(2));
+    if (threads)
+      sequence_backward<T>(kind, w_hh, lengths, reverse, hs, cs, saved, dy, dxg, dhg, dh_buf, dc_buf, threads);
+    return threads > 0;
   });
 }
 

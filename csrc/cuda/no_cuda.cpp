@@ -42,6 +42,14 @@ void rnn_step_backward(RnnKind, const Array&, const Array&, const Array&, const 
                        const Array&, const Array&, int64_t, Array&, Array&, Array&, Array&) {
   no_cuda("rnn_step_backward");
 }
+bool rnn_sequence_forward(RnnKind, const Array&, const Array&, const Array&, const Array&, bool, Array&, Array&,
+                          Array&, Array&) {
+  no_cuda("rnn");
+}
+bool rnn_sequence_backward(RnnKind, const Array&, const Array&, bool, const Array&, const Array&, const Array&,
+                           const Array&, Array&, Array&, Array&, Array&) {
+  no_cuda("rnn_backward");
+}
 void im2col(const Array&, Array&, int64_t, int64_t, const Conv2dGeom&) { no_cuda("conv2d"); }
 void col2im(const Array&, Array&, int64_t, int64_t, const Conv2dGeom&) { no_cuda("conv2d"); }
 Array conv2d_direct(const Array&, const Array&, const Array&, const Shape&, const Conv2dGeom&) { no_cuda("conv2d"); }

@@ -124,4 +124,17 @@ void rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, co
   });
 }
 
+// The time loop stays in the core (a GEMM and a cell kernel per step, queued on one stream): a
+// persistent kernel holding W_hh in shared memory across steps is the GPU's form of the CPU's fused
+// loop, not written yet.
+bool rnn_sequence_forward(RnnKind, const Array&, const Array&, const Array&, const Array&, bool, Array&, Array&,
+                          Array&, Array&) {
+  return false;
+}
+
+bool rnn_sequence_backward(RnnKind, const Array&, const Array&, bool, const Array&, const Array&, const Array&,
+                           const Array&, Array&, Array&, Array&, Array&) {
+  return false;
+}
+
 }  // namespace ember::cuda

@@ -362,23 +362,59 @@ struct VecMath {
   static float tanh(float x) { return tanh_ps(x); }
 };
 
-void rnn_forward_row_f32(RnnKind k, int64_t H, const float* xg, const float* hg, const float* h_prev,
-                         const float* c_prev, float* h_new, float* c_new, float* saved) {
+void rnn_forward_row_f32(RnnKind k, int64_t H, int64_t j0, int64_t j1, const float* xg, const float* hg,
+                         const float* h_prev, const float* c_prev, float* h_new, float* c_new, float* saved) {
   // One loop per kind, so each is a straight vectorisable body (the kind is fixed for a whole call).
   switch (k) {
     case RnnKind::lstm:
-#pragma omp simd
-      for (int64_t j = 0; j < H; ++j)
+#pragma omp simd simdlen(2 * kVecFloats)
+      for (int64_t j = j0; j < j1; ++j)
         rnn_forward_unit<VecMath>(RnnKind::lstm, H, j, xg, hg, h_prev, c_prev, h_new, c_new, saved);
       break;
     case RnnKind::gru:
-#pragma omp simd
-      for (int64_t j = 0; j < H; ++j)
+#pragma omp simd simdlen(2 * kVecFloats)
+      for (int64_t j = j0; j < j1; ++j)
         rnn_forward_unit<VecMath>(RnnKind::gru, H, j, xg, hg, h_prev, c_prev, h_new, c_new, saved);
       break;
     default:
-#pragma omp simd
-      for (int64_t j = 0; j < H; ++j) rnn_forward_unit<VecMath>(k, H, j, xg, hg, h_prev, c_prev, h_new, c_new, saved);
+#pragma omp simd simdlen(2 * kVecFloats)
+      for (int64_t j = j0; j < j1; ++j)
+        rnn_forward_unit<VecMath>(k, H, j, xg, hg, h_prev, c_prev, h_new, c_new, saved);
+  }
+}
+
+// The backward of rnn_forward_row_f32's units (core/rnn_math.h): dh = dh_next + dout, and for the
+// LSTM dc_next and dc_prev; dx and dh_side may be one array (they differ only in the GRU's n gate).
+template <RnnKind K>
+void rnn_backward_units(int64_t H, int64_t j0, int64_t j1, const float* saved, const float* h_prev,
+                        const float* c_prev, const float* h_new, const float* dout, const float* dh_next,
+                        const float* dc_next, float* dx, float* dh_side, float* carry, float* dc_prev) {
+#pragma omp simd simdlen(2 * kVecFloats)
+  for (int64_t j = j0; j < j1; ++j) {
+    float cr = 0.0f, dcp = 0.0f;
+    rnn_backward_unit(K, H, j, saved, h_prev, c_prev, h_new, dh_next[j] + dout[j],
+                      K == RnnKind::lstm ? dc_next[j] : 0.0f, dx, dh_side, cr, dcp);
+    carry[j] = cr;
+    if constexpr (K == RnnKind::lstm) dc_prev[j] = dcp;
+  }
+}
+
+void rnn_backward_row_f32(RnnKind k, int64_t H, int64_t j0, int64_t j1, const float* saved, const float* h_prev,
+                          const float* c_prev, const float* h_new, const float* dout, const float* dh_next,
+                          const float* dc_next, float* dx, float* dh_side, float* carry, float* dc_prev) {
+  switch (k) {  // one loop per kind, each a straight vectorisable body
+    case RnnKind::lstm:
+      return rnn_backward_units<RnnKind::lstm>(H, j0, j1, saved, h_prev, c_prev, h_new, dout, dh_next, dc_next, dx,
+                                               dh_side, carry, dc_prev);
+    case RnnKind::gru:
+      return rnn_backward_units<RnnKind::gru>(H, j0, j1, saved, h_prev, c_prev, h_new, dout, dh_next, dc_next, dx,
+                                              dh_side, carry, dc_prev);
+    case RnnKind::rnn_tanh:
+      return rnn_backward_units<RnnKind::rnn_tanh>(H, j0, j1, saved, h_prev, c_prev, h_new, dout, dh_next, dc_next,
+                                                   dx, dh_side, carry, dc_prev);
+    case RnnKind::rnn_relu:
+      return rnn_backward_units<RnnKind::rnn_relu>(H, j0, j1, saved, h_prev, c_prev, h_new, dout, dh_next, dc_next,
+                                                   dx, dh_side, carry, dc_prev);
   }
 }
 
@@ -441,6 +477,6 @@ void layer_norm_backward_row_f32(const float* dy, const float* x, float mu, floa
 extern const SimdKernels table = {
     EMBER_STR(EMBER_ISA),
     binary_f32, unary_f32, where_f32, sum_f32, max_f32, min_f32, sum_cols_f32, fma_gflops,
-    adam_f32, sgd_f32, rnn_forward_row_f32, exp_sum_f32, unary_backward_f32, layer_norm_row_f32, layer_norm_backward_row_f32, rmsprop_f32};
+    adam_f32, sgd_f32, rnn_forward_row_f32, rnn_backward_row_f32, exp_sum_f32, unary_backward_f32, layer_norm_row_f32, layer_norm_backward_row_f32, rmsprop_f32};
 
 }  // namespace ember::cpu::ISA_NS

@@ -38,11 +38,11 @@ def recurrent_layer(mode, x: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor,
     G = w_hh.shape[0] // H
     xa = x._a.reshape([T * B, I])
     xg_all = _C.matmul(xa, _mT(w_ih._a), None if b_ih is None else b_ih._a)      # (T*B, G*H): one GEMM
-    seq = _C.rnn_sequence_forward(kind, xg_all.reshape([T, B, G * H]), _C.gemm_pack_b(_mT(w_hh._a)),
+    seq = _C.rnn_sequence_forward(kind, xg_all.reshape([T, B, G * H]), w_hh._a,
                                   None if b_hh is None else b_hh._a, h0._a, c0._a if lstm else None, lengths, reverse)
 
     def backward(g):
-        dxg, dhg, dh0, dc0 = _C.rnn_sequence_backward(seq, _C.gemm_pack_b(w_hh._a), g._a.contiguous())
+        dxg, dhg, dh0, dc0 = _C.rnn_sequence_backward(seq, w_hh._a, g._a)
         DXG, DHG = dxg.reshape([T * B, G * H]), dhg.reshape([T * B, G * H])
         grads = [
             wrap(_C.matmul(DXG, w_ih._a).reshape([T, B, I])) if x.requires_grad else None,
