@@ -48,7 +48,7 @@
                               const Array& grad_rows, Array& grad_logits, int64_t ignore_index,    \
                               double label_smoothing);                                             \
   /* rnn.{cpp,cu}: one time step of a cell over B rows; (B, .) arrays with unit column stride, */   \
-  /* any row stride; an empty (undefined) array is absent: c for RNN/GRU, out, lengths, dout. */    \
+  /* any row stride; an empty (undefined) array is absent: c for RNN/GRU, out, lengths. */          \
   void rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev,         \
                         const Array& c_prev, const Array& lengths, int64_t t, Array& h_new,         \
                         Array& c_new, Array& saved, Array& out);                                    \
