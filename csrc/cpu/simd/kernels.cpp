@@ -60,16 +60,27 @@ inline float exp_ps(float x) {
 
 inline float sigmoid_ps(float x) { return 1.0f / (1.0f + exp_ps(-x)); }
 
-// tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); below |x| = 2^-4 that form loses digits to
-// cancellation, so an odd Taylor polynomial (error < 1e-9 there) is used instead.
+// tanh(x) as a rational function x p(x^2) / q(x^2), p of degree 6 and q of degree 3 in x^2, on x
+// clamped to +-7.905: 10 multiply-adds and one division, no exp (the form (1 - e) / (1 + e) with
+// e = exp(-2|x|) costs twice that). Coefficients: the minimax fit of Eigen's and XLA's float tanh.
+// Measured against float64 tanh on 2.2M points of [-12, 12] and tiny |x|: at most 4.6 ulp (beyond
+// the clamp, where tanh is within 5 ulp of 1), 0.75 ulp on average; relative error stays ~1e-7 as
+// x -> 0 (p(0) / q(0) = 1 - 1.3e-7). NaN passes through the clamp's compares.
 inline float tanh_ps(float x) {
-  float ax = x < 0.0f ? -x : x;
-  float e = exp_ps(-2.0f * ax);
-  float t = (1.0f - e) / (1.0f + e);
-  float x2 = x * x;
-  float small = x * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
-  float big = x < 0.0f ? -t : t;
-  return ax < 0.0625f ? small : big;
+  constexpr float kClamp = 7.90531110763549805f;
+  const float xc = x < -kClamp ? -kClamp : (x > kClamp ? kClamp : x), x2 = xc * xc;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  return xc * p / q;
 }
 
 // Phi(x), the standard normal CDF, = erfc(-x / sqrt(2)) / 2, with erfc(z) for z >= 0 from Numerical
@@ -356,9 +367,11 @@ void rmsprop_f32(const RmspropRule& r, float* __restrict p, const float* __restr
   }
 }
 
-// The cells' sigmoid and tanh for rnn_math.h: the branch-free vector forms above.
+// The cells' sigmoid and tanh for rnn_math.h. sigmoid(x) = (1 + tanh(x / 2)) / 2 needs no exp and
+// no second division (the LSTM's five gates: ~190 -> ~100 vector instructions per unit); its error is
+// absolute (~1e-7), not relative, for tiny gates, which only ever scale values of order 1 in the cell.
 struct VecMath {
-  static float sigmoid(float x) { return sigmoid_ps(x); }
+  static float sigmoid(float x) { return 0.5f + 0.5f * tanh_ps(0.5f * x); }
   static float tanh(float x) { return tanh_ps(x); }
 };
 
