@@ -100,22 +100,25 @@ inline void store_row(const Vec<T> (&acc)[NV], T* c, int n, const GemmStore<T>& 
   }
 }
 
-// Full-width rows with no bias/activation: all-vector stores.
+// Full-width rows with no activation (a bias at most): all-vector loads and stores straight into C.
+// The bias-only case is every linear layer's, and an RNN step's W_hh h + b_hh.
 template <typename T, int NV>
 inline void store_row_fast(const Vec<T> (&acc)[NV], T* c, const GemmStore<T>& st) {
   constexpr int L = kLanes<T>;
   const Vec<T> alpha = splat(st.alpha);
+  const T* bias = st.last ? st.bias : nullptr;
   for (int v = 0; v < NV; ++v) {
     Vec<T> r = alpha * acc[v];
     if (!st.first) r += load(c + v * L);
     else if (st.beta != T(0)) r += splat(st.beta) * load(c + v * L);
+    if (bias) r += load(bias + v * L);
     store(c + v * L, r);
   }
 }
 
 template <typename T, int MR, int NV>
 inline void store_tile(const Vec<T> (&acc)[MR][NV], T* C, int64_t ldc, int m, int n, const GemmStore<T>& st) {
-  const bool plain = n == NV * kLanes<T> && !(st.last && (st.bias || st.act != Activation::none));
+  const bool plain = n == NV * kLanes<T> && !(st.last && st.act != Activation::none);
   for (int i = 0; i < m; ++i) {
     if (plain) store_row_fast<T, NV>(acc[i], C + i * ldc, st);
     else store_row<T, NV>(acc[i], C + i * ldc, n, st);

@@ -27,6 +27,16 @@ def _sum_rows(a):
     return _C.reduce(_C.ReduceOp.sum, a, [0], False)
 
 
+def _split_biases(kind, b_ih, b_hh):
+    """The biases of the input projection and of the per-step GEMM. Both sides' biases are added to
+    the same pre-activation except in the GRU's n gate (r * (W_hn h + b_hn)), so the LSTM and RNN
+    fold b_hh into the projection (one add for all steps) and their step GEMMs take no bias."""
+    b_ih, b_hh = (None if b is None else b._a for b in (b_ih, b_hh))
+    if kind == _C.RnnKind.gru or b_hh is None:
+        return b_ih, b_hh
+    return (b_hh if b_ih is None else _C.binary(_C.BinaryOp.add, b_ih, b_hh)), None
+
+
 def recurrent_layer(mode, x: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh, lengths=None,
                     reverse=False) -> Tensor:
     """x (T, B, I), h0/c0 (B, H) -> (T + 2, B, H): outputs, h_n, c_n. lengths: a contiguous int64
@@ -37,21 +47,25 @@ def recurrent_layer(mode, x: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor,
     H = w_hh.shape[1]
     G = w_hh.shape[0] // H
     xa = x._a.reshape([T * B, I])
-    xg_all = _C.matmul(xa, _mT(w_ih._a), None if b_ih is None else b_ih._a)      # (T*B, G*H): one GEMM
-    seq = _C.rnn_sequence_forward(kind, xg_all.reshape([T, B, G * H]), w_hh._a,
-                                  None if b_hh is None else b_hh._a, h0._a, c0._a if lstm else None, lengths, reverse)
+    b_in, b_step = _split_biases(kind, b_ih, b_hh)
+    xg_all = _C.matmul(xa, _mT(w_ih._a), b_in)      # (T*B, G*H): one GEMM
+    seq = _C.rnn_sequence_forward(kind, xg_all.reshape([T, B, G * H]), w_hh._a, b_step, h0._a,
+                                  c0._a if lstm else None, lengths, reverse)
 
     def backward(g):
         dxg, dhg, dh0, dc0 = _C.rnn_sequence_backward(seq, w_hh._a, g._a)
         DXG, DHG = dxg.reshape([T * B, G * H]), dhg.reshape([T * B, G * H])
+        db_ih = _sum_rows(DXG) if b_ih is not None or b_hh is not None else None
+        # the same sum unless GRU (n gate); a copy, so the two .grad arrays never share storage
+        db_hh = db_ih.clone() if kind != _C.RnnKind.gru else _sum_rows(DHG)
         grads = [
             wrap(_C.matmul(DXG, w_ih._a).reshape([T, B, I])) if x.requires_grad else None,
             wrap(dh0) if h0.requires_grad else None,
             wrap(dc0) if lstm and c0 is not None and c0.requires_grad else None,
             wrap(_C.matmul(_mT(DXG), xa)) if w_ih.requires_grad else None,
             wrap(_C.matmul(_mT(DHG), seq.h_prevs().reshape([T * B, H]))) if w_hh.requires_grad else None,
-            wrap(_sum_rows(DXG)) if b_ih is not None and b_ih.requires_grad else None,
-            wrap(_sum_rows(DHG)) if b_hh is not None and b_hh.requires_grad else None,
+            wrap(db_ih) if b_ih is not None and b_ih.requires_grad else None,
+            wrap(db_hh) if b_hh is not None and b_hh.requires_grad else None,
         ]
         return tuple(grads)
 
