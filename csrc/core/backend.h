@@ -47,23 +47,26 @@
   void cross_entropy_backward(const Array& logits, const Array& targets, const Array& lse,         \
                               const Array& grad_rows, Array& grad_logits, int64_t ignore_index,    \
                               double label_smoothing);                                             \
-  /* rnn.{cpp,cu}: one time step of a cell over B rows; (B, .) arrays with unit column stride, */   \
-  /* any row stride; an empty (undefined) array is absent: c for RNN/GRU, out, lengths. */          \
-  void rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev,         \
+  /* rnn.{cpp,cu}: one time step of a cell over B rows (core/rnn_math.h); (B, .) arrays with unit */ \
+  /* column stride, any row stride; an empty (undefined) array is absent: hn but for the GRU, c */   \
+  /* but for the LSTM, extra for the RNN, out, lengths. `a` holds the step's pre-activations and */  \
+  /* is overwritten by the gates backward reads (as `gates`). */                                    \
+  void rnn_step_forward(RnnKind kind, Array& a, const Array& hn, const Array& h_prev,               \
                         const Array& c_prev, const Array& lengths, int64_t t, Array& h_new,         \
-                        Array& c_new, Array& saved, Array& out);                                    \
-  void rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev, \
-                         const Array& h_new, const Array& dout, const Array& dh_next,               \
-                         const Array& dc_next, const Array& lengths, int64_t t, Array& dx,          \
-                         Array& dh_side, Array& carry, Array& dc_prev);                             \
+                        Array& c_new, Array& extra, Array& out);                                    \
+  void rnn_step_backward(RnnKind kind, const Array& gates, const Array& extra, const Array& h_prev,  \
+                         const Array& c_prev, const Array& h_new, const Array& dout,                \
+                         const Array& dh_next, const Array& dc_next, const Array& lengths, int64_t t, \
+                         Array& dx, Array& dh_side, Array& carry, Array& dc_prev);                  \
   /* A whole layer's time loop in one call, in core/rnn.cpp's layout (states (T + 1, B, H), slot 0 */ \
-  /* or T holding h0/c0); false: declined, and the core runs it step by step with the two above. */  \
-  bool rnn_sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Array& b_hh,     \
-                            const Array& lengths, bool reverse, Array& hs, Array& cs, Array& saved,  \
+  /* or T holding h0/c0; xg (T, B, G*H) the input projection, turned into the gates); false: */     \
+  /* declined, and the core runs it step by step with the two above. */                             \
+  bool rnn_sequence_forward(RnnKind kind, Array& xg, const Array& w_hh, const Array& b_hh,           \
+                            const Array& lengths, bool reverse, Array& hs, Array& cs, Array& extra,  \
                             Array& y);                                                              \
   bool rnn_sequence_backward(RnnKind kind, const Array& w_hh, const Array& lengths, bool reverse,   \
-                             const Array& hs, const Array& cs, const Array& saved, const Array& dy, \
-                             Array& dxg, Array& dhg, Array& dh_buf, Array& dc_buf);                 \
+                             const Array& hs, const Array& cs, const Array& gates, const Array& extra, \
+                             const Array& dy, Array& dxg, Array& dhg, Array& dh_buf, Array& dc_buf); \
   /* conv.{cpp,cu}: x (C, H, W) contiguous <-> cols (C*KH*KW, Ho*Wo) contiguous; col2im adds */     \
   /* into a zeroed x. */                                                                           \
   void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeom& g);           \

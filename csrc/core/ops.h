@@ -128,17 +128,19 @@ Array cross_entropy_backward(const Array& logits, const Array& targets, const Ar
                              int64_t ignore_index, double label_smoothing);
 
 // A whole recurrent layer in one direction (core/rnn.cpp; the gate math in core/rnn_math.h): xg
-// (T, B, G*H) the input projection of every step (W_ih x + b_ih, one GEMM), W_hh (G*H, H), b_hh
-// (G*H,) or empty, h0/c0 (B, H) (c0: LSTM only), lengths int64 (B,) or empty: rows with t >=
-// lengths[b] keep their state and output 0. y (T + 2, B, H) holds the outputs, then h_n and c_n
-// (zeros unless LSTM); hs/cs (T + 1, B, H) every state, `saved` (T, B, S*H) what backward needs.
+// (T, B, G*H) the input projection of every step (W_ih x + b_ih, one GEMM), a buffer the layer
+// takes over: each step adds its hidden projection into it and the cell overwrites it with the
+// gates backward needs. W_hh (G*H, H), b_hh (G*H,) or empty, h0/c0 (B, H) (c0: LSTM only), lengths
+// int64 (B,) or empty: rows with t >= lengths[b] keep their state and output 0. y (T + 2, B, H)
+// holds the outputs, then h_n and c_n (zeros unless LSTM); hs/cs (T + 1, B, H) every state; gates
+// is xg; extra (T, B, H) the cell's one more saved value per unit (LSTM tanh c', GRU W_hn h + b_hn).
 struct RnnSequence {
   RnnKind kind = RnnKind::lstm;
   bool reverse = false;
-  Array lengths, y, hs, cs, saved;
+  Array lengths, y, hs, cs, gates, extra;
   Array h_prevs() const;  // (T, B, H) view: the h entering each step, in time order
 };
-RnnSequence rnn_sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Array& b_hh,
+RnnSequence rnn_sequence_forward(RnnKind kind, Array xg, const Array& w_hh, const Array& b_hh,
                                  const Array& h0, const Array& c0, const Array& lengths, bool reverse);
 // Backward through time from dy (like y): the pre-activation gradients of every step on the input
 // and hidden sides, dxg/dhg (T, B, G*H) (one array unless GRU), and the gradients reaching h0/c0.

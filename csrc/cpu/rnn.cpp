@@ -43,31 +43,31 @@ bool row_active(const Array& lengths, int64_t b, int64_t t) {
 }
 
 // One batch row's forward over units [j0, j1): the cell, or for padding the state carried over and
-// an output of 0. c/saved/out pointers may be null.
+// an output of 0. hn/c/extra/out pointers may be null.
 template <typename T>
-void forward_row(RnnKind kind, int64_t H, int64_t j0, int64_t j1, bool active, const T* x, const T* hg, const T* hp,
-                 const T* cp, T* hn, T* cn, T* s, T* o) {
+void forward_row(RnnKind kind, int64_t H, int64_t j0, int64_t j1, bool active, T* a, const T* hn, const T* hp,
+                 const T* cp, T* h_new, T* cn, T* extra, T* o) {
   if (!active) {
     for (int64_t j = j0; j < j1; ++j) {
-      hn[j] = hp[j];
+      h_new[j] = hp[j];
       if (cn) cn[j] = cp[j];
       if (o) o[j] = T(0);
     }
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    simd().rnn_forward_row_f32(kind, H, j0, j1, x, hg, hp, cp, hn, cn, s);
+    simd().rnn_forward_row_f32(kind, H, j0, j1, a, hn, hp, cp, h_new, cn, extra);
   } else {
-    for (int64_t j = j0; j < j1; ++j) rnn_forward_unit<LibmMath>(kind, H, j, x, hg, hp, cp, hn, cn, s);
+    for (int64_t j = j0; j < j1; ++j) rnn_forward_unit<LibmMath>(kind, H, j, a, hn, hp, cp, h_new, cn, extra);
   }
   if (o)
-    for (int64_t j = j0; j < j1; ++j) o[j] = hn[j];
+    for (int64_t j = j0; j < j1; ++j) o[j] = h_new[j];
 }
 
 // One batch row's operands for the backward step (null where absent).
 template <typename T>
 struct BackwardRow {
-  const T *saved, *h_prev, *c_prev, *h_new, *dout, *dh_next, *dc_next;
+  const T *gates, *extra, *h_prev, *c_prev, *h_new, *dout, *dh_next, *dc_next;
   T *dx, *dh_side, *carry, *dc_prev;
 };
 
@@ -75,7 +75,7 @@ template <RnnKind K, typename T>
 void backward_units(const BackwardRow<T>& r, int64_t H, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; ++j) {
     T carry = 0, dc_prev = 0;
-    rnn_backward_unit(K, H, j, r.saved, r.h_prev, r.c_prev, r.h_new, r.dh_next[j] + r.dout[j],
+    rnn_backward_unit(K, H, j, r.gates, r.extra, r.h_prev, r.c_prev, r.h_new, r.dh_next[j] + r.dout[j],
                       r.dc_next ? r.dc_next[j] : T(0), r.dx, r.dh_side, carry, dc_prev);
     r.carry[j] = carry;
     if (r.dc_prev) r.dc_prev[j] = dc_prev;
@@ -96,8 +96,8 @@ void backward_row(RnnKind kind, const BackwardRow<T>& r, int64_t H, int64_t j0, 
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    simd().rnn_backward_row_f32(kind, H, j0, j1, r.saved, r.h_prev, r.c_prev, r.h_new, r.dout, r.dh_next, r.dc_next,
-                                r.dx, r.dh_side, r.carry, r.dc_prev);
+    simd().rnn_backward_row_f32(kind, H, j0, j1, r.gates, r.extra, r.h_prev, r.c_prev, r.h_new, r.dout, r.dh_next,
+                                r.dc_next, r.dx, r.dh_side, r.carry, r.dc_prev);
   } else {
     switch (kind) {  // one loop per kind: with the kind a constant, each loop body vectorises
       case RnnKind::lstm: backward_units<RnnKind::lstm>(r, H, j0, j1); break;
@@ -132,15 +132,14 @@ int sequence_threads(int64_t H) {
 }
 
 template <typename T>
-void sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Array& b_hh, const Array& lengths,
-                      bool reverse, Array& hs, Array& cs, Array& saved, Array& y, int threads) {
+void sequence_forward(RnnKind kind, Array& xg, const Array& w_hh, const Array& b_hh, const Array& lengths,
+                      bool reverse, Array& hs, Array& cs, Array& extra, Array& y, int threads) {
   const int64_t steps = xg.shape(0), B = hs.shape(1), H = hs.shape(2), G = rnn_gate_count(kind), GH = G * H;
   const int nr = gemm_nr<T>();
   const int64_t a_size = packed_a_size<T>(B, H);
   Array wp = Array::empty({packed_b_size<T>(H, GH)}, hs.dtype(), hs.device());  // W_hh^T as NR-column panels
   Array ap = Array::empty({2 * a_size}, hs.dtype(), hs.device());  // h packed as the GEMM's A, two in turn
-  Array hg = Array::empty({B, GH}, hs.dtype(), hs.device());       // W_hh h + b_hh; each thread its columns
-  T *W = wp.data<T>(), *A = ap.data<T>(), *HG = hg.data<T>();
+  T *W = wp.data<T>(), *A = ap.data<T>();
   const T *w = w_hh.data<T>(), *bias = b_hh.defined() ? b_hh.data<T>() : nullptr;
   const int64_t ws0 = w_hh.strides()[0], ws1 = w_hh.strides()[1];
 #pragma omp parallel num_threads(threads)
@@ -151,15 +150,20 @@ void sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Ar
 #pragma omp barrier
     for (int64_t i = 0; i < steps; ++i) {
       const int64_t t = reverse ? steps - 1 - i : i, in = rnn_slot_in(reverse, t), out = rnn_slot_out(reverse, t);
+      // This thread's columns of W_hh h (+ b_hh), added into the step's input projection (the
+      // micro-kernel prefetches that C tile while it multiplies, so the cell then reads it from
+      // cache); the GRU's n gate goes to `extra` on its own.
       for (int64_t g = 0; g < G; ++g) {
         const int64_t col = g * H + u.u0;
-        gemm_packed<T>(B, u.u1 - u.u0, H, A + (i % 2) * a_size, W + col * H, HG + col, GH, T(1), T(0),
-                       bias ? bias + col : nullptr);
+        const bool own = kind == RnnKind::gru && g == 2;
+        gemm_packed<T>(B, u.u1 - u.u0, H, A + (i % 2) * a_size, W + col * H,
+                       own ? ptr<T>(extra, t, 0) + u.u0 : ptr<T>(xg, t, 0) + col, own ? H : GH, T(1),
+                       own ? T(0) : T(1), bias ? bias + col : nullptr);
       }
       for (int64_t b = 0; b < B; ++b)
-        forward_row<T>(kind, H, u.u0, u.u1, row_active(lengths, b, t), ptr<T>(xg, t, b), HG + b * GH,
+        forward_row<T>(kind, H, u.u0, u.u1, row_active(lengths, b, t), ptr<T>(xg, t, b), ptr<T>(extra, t, b),
                        ptr<T>(hs, in, b), ptr<T>(cs, in, b), ptr<T>(hs, out, b), ptr<T>(cs, out, b),
-                       ptr<T>(saved, t, b), ptr<T>(y, t, b));
+                       ptr<T>(extra, t, b), ptr<T>(y, t, b));
       if (i + 1 < steps) {  // this thread's units of the new h into the next step's operand
         pack_a_columns<T>(ptr<T>(hs, out, 0), H, 1, B, H, u.u0, u.u1, A + ((i + 1) % 2) * a_size);
 #pragma omp barrier
@@ -170,8 +174,8 @@ void sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Ar
 
 template <typename T>
 void sequence_backward(RnnKind kind, const Array& w_hh, const Array& lengths, bool reverse, const Array& hs,
-                       const Array& cs, const Array& saved, const Array& dy, Array& dxg, Array& dhg, Array& dh_buf,
-                       Array& dc_buf, int threads) {
+                       const Array& cs, const Array& gates, const Array& extra, const Array& dy, Array& dxg,
+                       Array& dhg, Array& dh_buf, Array& dc_buf, int threads) {
   const int64_t steps = dxg.shape(0), B = hs.shape(1), H = hs.shape(2), G = rnn_gate_count(kind), GH = G * H;
   const int nr = gemm_nr<T>();
   const int64_t a_size = packed_a_size<T>(B, GH);
@@ -190,7 +194,8 @@ void sequence_backward(RnnKind kind, const Array& w_hh, const Array& lengths, bo
       const Array &dh_from = i == 0 ? dy : dh_buf, &dc_from = i == 0 ? dy : dc_buf;
       const int64_t dh_slot = i == 0 ? steps : (i - 1) % 2, dc_slot = i == 0 ? steps + 1 : (i - 1) % 2;
       for (int64_t b = 0; b < B; ++b) {
-        BackwardRow<T> r{ptr<T>(saved, t, b), ptr<T>(hs, in, b), ptr<T>(cs, in, b), ptr<T>(hs, out, b),
+        BackwardRow<T> r{ptr<T>(gates, t, b), ptr<T>(extra, t, b), ptr<T>(hs, in, b), ptr<T>(cs, in, b),
+                         ptr<T>(hs, out, b),
                          ptr<T>(dy, t, b), ptr<T>(dh_from, dh_slot, b),
                          dc_buf.defined() ? ptr<T>(dc_from, dc_slot, b) : nullptr, ptr<T>(dxg, t, b),
                          ptr<T>(dhg, t, b), ptr<T>(dh_buf, i % 2, b), ptr<T>(dc_buf, i % 2, b)};
@@ -208,54 +213,55 @@ void sequence_backward(RnnKind kind, const Array& w_hh, const Array& lengths, bo
 
 }  // namespace
 
-void rnn_step_forward(RnnKind kind, const Array& xg, const Array& hg, const Array& h_prev, const Array& c_prev,
-                      const Array& lengths, int64_t t, Array& h_new, Array& c_new, Array& saved, Array& out) {
+void rnn_step_forward(RnnKind kind, Array& a, const Array& hn, const Array& h_prev, const Array& c_prev,
+                      const Array& lengths, int64_t t, Array& h_new, Array& c_new, Array& extra, Array& out) {
   const int64_t B = h_prev.shape(0), H = h_prev.shape(1);
   dispatch_f32_f64(h_prev.dtype(), "rnn_step", [&](auto tag) {
     using T = decltype(tag);
     parallel_for(B, grain_rows(H, rnn_gate_count(kind)), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b)
-        forward_row<T>(kind, H, 0, H, row_active(lengths, b, t), ptr<T>(xg, b), ptr<T>(hg, b), ptr<T>(h_prev, b),
-                       ptr<T>(c_prev, b), ptr<T>(h_new, b), ptr<T>(c_new, b), ptr<T>(saved, b), ptr<T>(out, b));
+        forward_row<T>(kind, H, 0, H, row_active(lengths, b, t), ptr<T>(a, b), ptr<T>(hn, b), ptr<T>(h_prev, b),
+                       ptr<T>(c_prev, b), ptr<T>(h_new, b), ptr<T>(c_new, b), ptr<T>(extra, b), ptr<T>(out, b));
     });
   });
 }
 
-void rnn_step_backward(RnnKind kind, const Array& saved, const Array& h_prev, const Array& c_prev, const Array& h_new,
-                       const Array& dout, const Array& dh_next, const Array& dc_next, const Array& lengths, int64_t t,
-                       Array& dx, Array& dh_side, Array& carry, Array& dc_prev) {
+void rnn_step_backward(RnnKind kind, const Array& gates, const Array& extra, const Array& h_prev, const Array& c_prev,
+                       const Array& h_new, const Array& dout, const Array& dh_next, const Array& dc_next,
+                       const Array& lengths, int64_t t, Array& dx, Array& dh_side, Array& carry, Array& dc_prev) {
   const int64_t B = h_prev.shape(0), H = h_prev.shape(1);
   dispatch_f32_f64(h_prev.dtype(), "rnn_step_backward", [&](auto tag) {
     using T = decltype(tag);
     parallel_for(B, grain_rows(H, rnn_gate_count(kind)), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        BackwardRow<T> r{ptr<T>(saved, b), ptr<T>(h_prev, b), ptr<T>(c_prev, b), ptr<T>(h_new, b), ptr<T>(dout, b),
-                         ptr<T>(dh_next, b), ptr<T>(dc_next, b), ptr<T>(dx, b), ptr<T>(dh_side, b), ptr<T>(carry, b),
-                         ptr<T>(dc_prev, b)};
+        BackwardRow<T> r{ptr<T>(gates, b), ptr<T>(extra, b), ptr<T>(h_prev, b), ptr<T>(c_prev, b), ptr<T>(h_new, b),
+                         ptr<T>(dout, b), ptr<T>(dh_next, b), ptr<T>(dc_next, b), ptr<T>(dx, b), ptr<T>(dh_side, b),
+                         ptr<T>(carry, b), ptr<T>(dc_prev, b)};
         backward_row<T>(kind, r, H, 0, H, row_active(lengths, b, t));
       }
     });
   });
 }
 
-bool rnn_sequence_forward(RnnKind kind, const Array& xg, const Array& w_hh, const Array& b_hh, const Array& lengths,
-                          bool reverse, Array& hs, Array& cs, Array& saved, Array& y) {
+bool rnn_sequence_forward(RnnKind kind, Array& xg, const Array& w_hh, const Array& b_hh, const Array& lengths,
+                          bool reverse, Array& hs, Array& cs, Array& extra, Array& y) {
   return dispatch_f32_f64(hs.dtype(), "rnn", [&](auto tag) {
     using T = decltype(tag);
     const int threads = sequence_threads<T>(hs.shape(2));
-    if (threads) sequence_forward<T>(kind, xg, w_hh, b_hh, lengths, reverse, hs, cs, saved, y, threads);
+    if (threads) sequence_forward<T>(kind, xg, w_hh, b_hh, lengths, reverse, hs, cs, extra, y, threads);
     return threads > 0;
   });
 }
 
 bool rnn_sequence_backward(RnnKind kind, const Array& w_hh, const Array& lengths, bool reverse, const Array& hs,
-                           const Array& cs, const Array& saved, const Array& dy, Array& dxg, Array& dhg,
-                           Array& dh_buf, Array& dc_buf) {
+                           const Array& cs, const Array& gates, const Array& extra, const Array& dy, Array& dxg,
+                           Array& dhg, Array& dh_buf, Array& dc_buf) {
   return dispatch_f32_f64(hs.dtype(), "rnn_backward", [&](auto tag) {
     using T = decltype(tag);
     const int threads = sequence_threads<T>(hs.shape(2));
     if (threads)
-      sequence_backward<T>(kind, w_hh, lengths, reverse, hs, cs, saved, dy, dxg, dhg, dh_buf, dc_buf, threads);
+      sequence_backward<T>(kind, w_hh, lengths, reverse, hs, cs, gates, extra, dy, dxg, dhg, dh_buf, dc_buf,
+                           threads);
     return threads > 0;
   });
 }

@@ -34,20 +34,20 @@ void cross_entropy(const Array&, const Array&, Array&, Array&, int64_t, double) 
 void cross_entropy_backward(const Array&, const Array&, const Array&, const Array&, Array&, int64_t, double) {
   no_cuda("cross_entropy");
 }
-void rnn_step_forward(RnnKind, const Array&, const Array&, const Array&, const Array&, const Array&, int64_t, Array&,
-                      Array&, Array&, Array&) {
+void rnn_step_forward(RnnKind, Array&, const Array&, const Array&, const Array&, const Array&, int64_t, Array&, Array&,
+                      Array&, Array&) {
   no_cuda("rnn_step");
 }
 void rnn_step_backward(RnnKind, const Array&, const Array&, const Array&, const Array&, const Array&, const Array&,
-                       const Array&, const Array&, int64_t, Array&, Array&, Array&, Array&) {
+                       const Array&, const Array&, const Array&, int64_t, Array&, Array&, Array&, Array&) {
   no_cuda("rnn_step_backward");
 }
-bool rnn_sequence_forward(RnnKind, const Array&, const Array&, const Array&, const Array&, bool, Array&, Array&,
-                          Array&, Array&) {
+bool rnn_sequence_forward(RnnKind, Array&, const Array&, const Array&, const Array&, bool, Array&, Array&, Array&,
+                          Array&) {
   no_cuda("rnn");
 }
 bool rnn_sequence_backward(RnnKind, const Array&, const Array&, bool, const Array&, const Array&, const Array&,
-                           const Array&, Array&, Array&, Array&, Array&) {
+                           const Array&, const Array&, Array&, Array&, Array&, Array&) {
   no_cuda("rnn_backward");
 }
 void im2col(const Array&, Array&, int64_t, int64_t, const Conv2dGeom&) { no_cuda("conv2d"); }

@@ -31,14 +31,16 @@ struct SimdKernels {
   void (*adam_f32)(const AdamRule& r, float* p, const float* g, float* m, float* v, int64_t n);
   void (*sgd_f32)(const SgdRule& r, float* p, const float* g, float* buf, int64_t n);
   // One batch row of a recurrent cell's forward step (core/rnn_math.h): units [j0, j1) of H, with
-  // the vectorised sigmoid and tanh. c_prev/c_new/saved may be null when the cell has none.
-  void (*rnn_forward_row_f32)(RnnKind k, int64_t H, int64_t j0, int64_t j1, const float* xg, const float* hg,
-                              const float* h_prev, const float* c_prev, float* h_new, float* c_new, float* saved);
-  // Its backward over the same units: dh = dh_next + dout, dc_next/dc_prev for the LSTM (else null);
-  // writes dx, dh_side (may be one array), carry.
-  void (*rnn_backward_row_f32)(RnnKind k, int64_t H, int64_t j0, int64_t j1, const float* saved, const float* h_prev,
-                               const float* c_prev, const float* h_new, const float* dout, const float* dh_next,
-                               const float* dc_next, float* dx, float* dh_side, float* carry, float* dc_prev);
+  // the vectorised sigmoid and tanh. `a` (pre-activations in, activations out), hn (GRU only),
+  // c_prev/c_new (LSTM only) and extra (RNN: none) may be null when the cell has none.
+  void (*rnn_forward_row_f32)(RnnKind k, int64_t H, int64_t j0, int64_t j1, float* a, const float* hn,
+                              const float* h_prev, const float* c_prev, float* h_new, float* c_new, float* extra);
+  // Its backward over the same units from the forward's gates and extra: dh = dh_next + dout,
+  // dc_next/dc_prev for the LSTM (else null); writes dx, dh_side (may be one array), carry.
+  void (*rnn_backward_row_f32)(RnnKind k, int64_t H, int64_t j0, int64_t j1, const float* gates, const float* extra,
+                               const float* h_prev, const float* c_prev, const float* h_new, const float* dout,
+                               const float* dh_next, const float* dc_next, float* dx, float* dh_side, float* carry,
+                               float* dc_prev);
   // out[i] = exp(x[i] - shift) (out may be x); returns the sum of the out[i]: one pass of a softmax.
   double (*exp_sum_f32)(const float* x, float shift, float* out, int64_t n);
   // out[i] = g[i] * f'(x[i]) for the smooth activations (gelu, gelu_tanh, tanh, sigmoid); false
