@@ -84,6 +84,14 @@ int64_t k_slice(const Blocking& bl, int64_t k) {
   return (k + slices - 1) / std::max<int64_t>(slices, 1);
 }
 
+// The B block width for `cols` columns: equal blocks of at most bl.nc, whole NR panels (512 columns
+// as 2 x 256, not 384 + 128: the short block would pack and sweep the A panels for a third of the
+// work).
+int64_t n_block(const Blocking& bl, int64_t cols, int nr) {
+  const int64_t blocks = (cols + bl.nc - 1) / bl.nc;
+  return std::min(bl.nc, round_up((cols + blocks - 1) / std::max<int64_t>(blocks, 1), nr));
+}
+
 // Per-thread packing buffers, 64-byte aligned, grown on demand and reused across calls.
 struct PackBuffer {
   std::unique_ptr<char, decltype(&std::free)> mem{nullptr, &std::free};
@@ -180,15 +188,15 @@ template <typename T>
 void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, const Blocking& bl,
                 int64_t r0, int64_t r1, int64_t c0, int64_t c1, T* Ap, T* Bp) {
   const int64_t m_panels = (r1 - r0 + mr - 1) / mr;
-  const int64_t kc_step = k_slice(bl, p.k);
+  const int64_t kc_step = k_slice(bl, p.k), nc_step = n_block(bl, c1 - c0, nr);
   for (int64_t pc = 0; pc < p.k; pc += kc_step) {
     const int64_t kc = std::min(kc_step, p.k - pc);
     for (int64_t i = 0; i < m_panels; ++i)
       pack_a_panel(p.a + (r0 + i * mr) * p.rsa + pc * p.csa, p.rsa, p.csa,
                    std::min<int64_t>(mr, r1 - r0 - i * mr), kc, mr, Ap + i * mr * kc);
     GemmStore<T> st{p.alpha, p.beta, pc == 0, pc + kc >= p.k, nullptr, p.act};
-    for (int64_t jc = c0; jc < c1; jc += bl.nc) {
-      const int64_t nc = std::min(bl.nc, c1 - jc), nq = (nc + nr - 1) / nr;
+    for (int64_t jc = c0; jc < c1; jc += nc_step) {
+      const int64_t nc = std::min(nc_step, c1 - jc), nq = (nc + nr - 1) / nr;
       const T* Bb = Bp;
       if (p.packed_b) {  // prepacked: point into it (jc is a multiple of NR)
         Bb = p.packed_b + pc * ((p.n + nr - 1) / nr) * nr + (jc / nr) * nr * kc;
