@@ -94,20 +94,30 @@ def test_gradcheck_layer_op(mode, reverse):
     gradcheck_op(layer, shapes, low=-1.0, high=1.0)
 
 
-# 9 hidden units: the core's step-by-step loop; 32 (whole GEMM panels): the CPU's fused loop, each
-# thread owning a slice of the units (cpu/rnn.cpp).
-@pytest.mark.parametrize("hidden", [9, 32])
-def test_matches_pytorch_with_batch_first_and_lengths(hidden):
+@pytest.fixture
+def two_threads():
+    """Two OpenMP threads whatever the machine, so the batch sizes below pick the CPU loop's split."""
+    before = em.get_num_threads()
+    em.set_num_threads(2)
+    yield
+    em.set_num_threads(before)
+
+
+# 9 hidden units: the core's step-by-step loop; 32 (whole GEMM panels): the CPU's fused loop, split
+# by hidden units for 5 batch rows and by batch rows for 29 (>= 12 rows per thread; cpu/rnn.cpp).
+@pytest.mark.parametrize("hidden, B", [(9, 5), (32, 5), (32, 29)])
+def test_matches_pytorch_with_batch_first_and_lengths(hidden, B, two_threads):
     torch = pytest.importorskip("torch")
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     r, _ = rng()
+    lengths = ([8, 3, 1, 8, 6] * 6)[:B]
     for kind, kw in KINDS:
         for batch_first in (False, True):
             tm = getattr(torch.nn, kind)(4, hidden, num_layers=2, bidirectional=True, batch_first=batch_first,
                                          **kw).double()
             em_m = getattr(nn, kind)(4, hidden, num_layers=2, bidirectional=True, batch_first=batch_first, **kw).double()
             em_m.load_state_dict({k: em.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
-            T, B, lengths = 8, 5, [8, 3, 1, 8, 6]
+            T = 8
             x = r.standard_normal((B, T, 4) if batch_first else (T, B, 4))
             tx, ex = torch.tensor(x, requires_grad=True), em.tensor(x, requires_grad=True)
             packed = pack_padded_sequence(tx, lengths, batch_first=batch_first, enforce_sorted=False)
@@ -127,11 +137,11 @@ def test_matches_pytorch_with_batch_first_and_lengths(hidden):
                 assert_close(p.grad.numpy(), tgrads[n].grad.numpy(), 1e-11, msg=f"{kind} {n}")
 
 
-@pytest.mark.parametrize("hidden", [13, 64])
-def test_float32_close_to_float64(hidden):
+@pytest.mark.parametrize("hidden, B", [(13, 4), (64, 4), (64, 31)])
+def test_float32_close_to_float64(hidden, B, two_threads):
     r, _ = rng()
     model = nn.LSTM(6, hidden, num_layers=2)
-    x, w = r.standard_normal((17, 4, 6)), r.standard_normal((17, 4, hidden))
+    x, w = r.standard_normal((17, B, 6)), r.standard_normal((17, B, hidden))
     results = []
     for dtype in ("float32", "float64"):  # forward and the input gradient (the vector backward rows)
         model.float() if dtype == "float32" else model.double()
