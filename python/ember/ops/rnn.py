@@ -1,9 +1,10 @@
 """One recurrent layer in one direction, as a single autograd op (nn.RNN/LSTM/GRU stack them).
 
 Forward: the input projection of every time step is ONE GEMM (T*B rows); then the time loop runs in
-C++ (_C.rnn_sequence_forward, core/rnn.cpp): per step the hidden projection GEMM (h @ W_hh^T + b_hh,
-W_hh^T packed once per sequence) and the fused cell kernel, which writes h, c and the activations
-backward needs. Backward through time (_C.rnn_sequence_backward) walks the steps in reverse with the
+C++ (_C.rnn_sequence_forward, core/rnn.cpp): per step the hidden projection GEMM (h @ W_hh^T, W_hh^T
+packed once per sequence) adds into the step's rows of that projection, and the fused cell kernel
+writes h, c and overwrites those rows with the activations backward needs (the projection's buffer
+is handed to the op and becomes its saved state). Backward through time (_C.rnn_sequence_backward) walks the steps in reverse with the
 fused backward kernel and one GEMM per step for the gradient reaching h_{t-1}; the weight gradients
 are then ONE GEMM each over all steps (dW_ih = dXG^T X, dW_hh = dHG^T H_prev).
 
