@@ -145,6 +145,44 @@ Plan sequence_plan(int64_t B, int64_t H) {
   return {Split::units, int(std::min<int64_t>(max_threads, H / nr))};
 }
 
+// The batch-row split's start, inside its parallel region: this thread packs its share of the
+// NR-column panels of B (k x cols, whole panels, pack_b's layout) into the shared W, waits for the
+// others (every thread multiplies by all of W), and gets its batch rows and its own A buffer.
+template <typename T>
+struct RowShare { int64_t b0, b1; T* A; };
+
+template <typename T>
+RowShare<T> start_row_share(const T* b, int64_t rsb, int64_t csb, int64_t k, int64_t cols, T* W, int64_t B,
+                            T* a_buffers, int64_t a_size) {
+  const int w = omp_get_thread_num(), n = omp_get_num_threads();
+  const int64_t nr = gemm_nr<T>(), panels = cols / nr, p0 = panels * w / n, p1 = panels * (w + 1) / n;
+  pack_b<T>(b + p0 * nr * csb, rsb, csb, k, (p1 - p0) * nr, W + p0 * nr * k);
+#pragma omp barrier
+  return {B * w / n, B * (w + 1) / n, a_buffers + w * a_size};
+}
+
+// A layer's backward arrays, and the operands of batch row b at loop step i (steps run backwards
+// in time: i = 0 is the last step). The gradient reaching h and c comes from h_n's and c_n's at
+// i = 0, then from the two (B, H) buffers written in turn, step i into slot i % 2.
+template <typename T>
+struct BackwardSequence {
+  const Array &hs, &cs, &gates, &extra, &dy;
+  Array &dxg, &dhg, &dh_buf, &dc_buf;
+  bool reverse;
+  int64_t steps;
+
+  int64_t time(int64_t i) const { return reverse ? i : steps - 1 - i; }
+  BackwardRow<T> row(int64_t i, int64_t b) const {
+    const int64_t t = time(i), in = rnn_slot_in(reverse, t);
+    const Array &dh_from = i == 0 ? dy : dh_buf, &dc_from = i == 0 ? dy : dc_buf;
+    const int64_t dh_slot = i == 0 ? steps : (i - 1) % 2, dc_slot = i == 0 ? steps + 1 : (i - 1) % 2;
+    return {ptr<T>(gates, t, b), ptr<T>(extra, t, b), ptr<T>(hs, in, b), ptr<T>(cs, in, b),
+            ptr<T>(hs, rnn_slot_out(reverse, t), b), ptr<T>(dy, t, b), ptr<T>(dh_from, dh_slot, b),
+            dc_buf.defined() ? ptr<T>(dc_from, dc_slot, b) : nullptr, ptr<T>(dxg, t, b), ptr<T>(dhg, t, b),
+            ptr<T>(dh_buf, i % 2, b), ptr<T>(dc_buf, i % 2, b)};
+  }
+};
+
 template <typename T>
 void sequence_forward_units(RnnKind kind, Array& xg, const Array& w_hh, const Array& b_hh, const Array& lengths,
                       bool reverse, Array& hs, Array& cs, Array& extra, Array& y, int threads) {
@@ -187,14 +225,13 @@ void sequence_forward_units(RnnKind kind, Array& xg, const Array& w_hh, const Ar
 }
 
 template <typename T>
-void sequence_backward_units(RnnKind kind, const Array& w_hh, const Array& lengths, bool reverse, const Array& hs,
-                       const Array& cs, const Array& gates, const Array& extra, const Array& dy, Array& dxg,
-                       Array& dhg, Array& dh_buf, Array& dc_buf, int threads) {
-  const int64_t steps = dxg.shape(0), B = hs.shape(1), H = hs.shape(2), G = rnn_gate_count(kind), GH = G * H;
+void sequence_backward_units(RnnKind kind, const Array& w_hh, const Array& lengths, const BackwardSequence<T>& s,
+                             int threads) {
+  const int64_t B = s.hs.shape(1), H = s.hs.shape(2), GH = rnn_gate_count(kind) * H;
   const int nr = gemm_nr<T>();
   const int64_t a_size = packed_a_size<T>(B, GH);
-  Array wp = Array::empty({packed_b_size<T>(GH, H)}, hs.dtype(), hs.device());  // W_hh as NR-column panels
-  Array ap = Array::empty({2 * a_size}, hs.dtype(), hs.device());  // dh_side packed as the GEMM's A
+  Array wp = Array::empty({packed_b_size<T>(GH, H)}, s.hs.dtype(), s.hs.device());  // W_hh as NR-column panels
+  Array ap = Array::empty({2 * a_size}, s.hs.dtype(), s.hs.device());  // dh_side packed as the GEMM's A
   T *W = wp.data<T>(), *A = ap.data<T>();
   const T* w = w_hh.data<T>();
   const int64_t ws0 = w_hh.strides()[0], ws1 = w_hh.strides()[1];
@@ -202,24 +239,14 @@ void sequence_backward_units(RnnKind kind, const Array& w_hh, const Array& lengt
   {
     const Units u = units_of(omp_get_thread_num(), omp_get_num_threads(), H, nr);
     pack_b<T>(w + u.u0 * ws1, ws0, ws1, GH, u.u1 - u.u0, W + u.u0 * GH);
-    for (int64_t i = 0; i < steps; ++i) {
-      const int64_t t = reverse ? i : steps - 1 - i, in = rnn_slot_in(reverse, t), out = rnn_slot_out(reverse, t);
-      // dh/dc reaching this step: h_n's and c_n's gradients first, then the previous step's buffer.
-      const Array &dh_from = i == 0 ? dy : dh_buf, &dc_from = i == 0 ? dy : dc_buf;
-      const int64_t dh_slot = i == 0 ? steps : (i - 1) % 2, dc_slot = i == 0 ? steps + 1 : (i - 1) % 2;
-      for (int64_t b = 0; b < B; ++b) {
-        BackwardRow<T> r{ptr<T>(gates, t, b), ptr<T>(extra, t, b), ptr<T>(hs, in, b), ptr<T>(cs, in, b),
-                         ptr<T>(hs, out, b),
-                         ptr<T>(dy, t, b), ptr<T>(dh_from, dh_slot, b),
-                         dc_buf.defined() ? ptr<T>(dc_from, dc_slot, b) : nullptr, ptr<T>(dxg, t, b),
-                         ptr<T>(dhg, t, b), ptr<T>(dh_buf, i % 2, b), ptr<T>(dc_buf, i % 2, b)};
-        backward_row<T>(kind, r, H, u.u0, u.u1, row_active(lengths, b, t));
-      }
-      for (int64_t g = 0; g < G; ++g)  // this thread's gate columns of dh_side into the shared operand
-        pack_a_columns<T>(ptr<T>(dhg, t, 0), GH, 1, B, GH, g * H + u.u0, g * H + u.u1, A + (i % 2) * a_size);
+    for (int64_t i = 0; i < s.steps; ++i) {
+      const int64_t t = s.time(i);
+      for (int64_t b = 0; b < B; ++b) backward_row<T>(kind, s.row(i, b), H, u.u0, u.u1, row_active(lengths, b, t));
+      for (int64_t g = 0; g < GH / H; ++g)  // this thread's gate columns of dh_side into the shared operand
+        pack_a_columns<T>(ptr<T>(s.dhg, t, 0), GH, 1, B, GH, g * H + u.u0, g * H + u.u1, A + (i % 2) * a_size);
 #pragma omp barrier
       // dh_prev[:, units] = carry + dh_side @ W_hh[:, units]
-      gemm_packed<T>(B, u.u1 - u.u0, GH, A + (i % 2) * a_size, W + u.u0 * GH, ptr<T>(dh_buf, i % 2, 0) + u.u0, H,
+      gemm_packed<T>(B, u.u1 - u.u0, GH, A + (i % 2) * a_size, W + u.u0 * GH, ptr<T>(s.dh_buf, i % 2, 0) + u.u0, H,
                      T(1), T(1));
     }
   }
@@ -230,31 +257,27 @@ void sequence_backward_units(RnnKind kind, const Array& w_hh, const Array& lengt
 template <typename T>
 void sequence_forward_rows(RnnKind kind, Array& xg, const Array& w_hh, const Array& b_hh, const Array& lengths,
                            bool reverse, Array& hs, Array& cs, Array& extra, Array& y, int threads) {
-  const int64_t steps = xg.shape(0), B = hs.shape(1), H = hs.shape(2), G = rnn_gate_count(kind), GH = G * H;
-  const int nr = gemm_nr<T>();
+  const int64_t steps = xg.shape(0), B = hs.shape(1), H = hs.shape(2), GH = rnn_gate_count(kind) * H;
   const int64_t a_size = packed_a_size<T>((B + threads - 1) / threads, H);
-  Array wp = Array::empty({packed_b_size<T>(H, GH)}, hs.dtype(), hs.device());
-  Array ap = Array::empty({threads * a_size}, hs.dtype(), hs.device());
+  Array wp = Array::empty({packed_b_size<T>(H, GH)}, hs.dtype(), hs.device());  // W_hh^T, shared
+  Array ap = Array::empty({threads * a_size}, hs.dtype(), hs.device());          // each thread's h rows
   T* W = wp.data<T>();
-  const T *w = w_hh.data<T>(), *bias = b_hh.defined() ? b_hh.data<T>() : nullptr;
-  const int64_t ws0 = w_hh.strides()[0], ws1 = w_hh.strides()[1], hld = hs.strides()[1], xld = xg.strides()[1];
+  const T* bias = b_hh.defined() ? b_hh.data<T>() : nullptr;
+  const int64_t hld = hs.strides()[1], xld = xg.strides()[1];
   const bool gru = kind == RnnKind::gru;
 #pragma omp parallel num_threads(threads)
   {
-    const int wi = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t panels = GH / nr, p0 = panels * wi / n, p1 = panels * (wi + 1) / n;
-    pack_b<T>(w + p0 * nr * ws0, ws1, ws0, H, (p1 - p0) * nr, W + p0 * nr * H);
-    const int64_t b0 = B * wi / n, b1 = B * (wi + 1) / n, rows = b1 - b0;
-    T* A = ap.data<T>() + wi * a_size;
-#pragma omp barrier
+    const RowShare<T> r =
+        start_row_share<T>(w_hh.data<T>(), w_hh.strides()[1], w_hh.strides()[0], H, GH, W, B, ap.data<T>(), a_size);
+    const int64_t rows = r.b1 - r.b0;
     for (int64_t i = 0; i < steps && rows > 0; ++i) {
       const int64_t t = reverse ? steps - 1 - i : i, in = rnn_slot_in(reverse, t), out = rnn_slot_out(reverse, t);
-      pack_a<T>(ptr<T>(hs, in, b0), hld, 1, rows, H, A);
-      const int64_t summed = gru ? 2 * H : GH;
-      gemm_packed<T>(rows, summed, H, A, W, ptr<T>(xg, t, b0), xld, T(1), T(1), bias);
+      pack_a<T>(ptr<T>(hs, in, r.b0), hld, 1, rows, H, r.A);
+      gemm_packed<T>(rows, gru ? 2 * H : GH, H, r.A, W, ptr<T>(xg, t, r.b0), xld, T(1), T(1), bias);
       if (gru)
-        gemm_packed<T>(rows, H, H, A, W + 2 * H * H, ptr<T>(extra, t, b0), H, T(1), T(0), bias ? bias + 2 * H : nullptr);
-      for (int64_t b = b0; b < b1; ++b)
+        gemm_packed<T>(rows, H, H, r.A, W + 2 * H * H, ptr<T>(extra, t, r.b0), H, T(1), T(0),
+                       bias ? bias + 2 * H : nullptr);
+      for (int64_t b = r.b0; b < r.b1; ++b)
         forward_row<T>(kind, H, 0, H, row_active(lengths, b, t), ptr<T>(xg, t, b), ptr<T>(extra, t, b),
                        ptr<T>(hs, in, b), ptr<T>(cs, in, b), ptr<T>(hs, out, b), ptr<T>(cs, out, b),
                        ptr<T>(extra, t, b), ptr<T>(y, t, b));
@@ -263,40 +286,26 @@ void sequence_forward_rows(RnnKind kind, Array& xg, const Array& w_hh, const Arr
 }
 
 // Its backward: per step the cell over this thread's rows, then dh_prev[rows] = carry + dh_side[rows]
-// W_hh with W_hh packed once (each thread packs a share of its panels, then one barrier).
+// W_hh, with W_hh packed once (each thread packs a share of its panels, then one barrier).
 template <typename T>
-void sequence_backward_rows(RnnKind kind, const Array& w_hh, const Array& lengths, bool reverse, const Array& hs,
-                            const Array& cs, const Array& gates, const Array& extra, const Array& dy, Array& dxg,
-                            Array& dhg, Array& dh_buf, Array& dc_buf, int threads) {
-  const int64_t steps = dxg.shape(0), B = hs.shape(1), H = hs.shape(2), G = rnn_gate_count(kind), GH = G * H;
-  const int nr = gemm_nr<T>();
+void sequence_backward_rows(RnnKind kind, const Array& w_hh, const Array& lengths, const BackwardSequence<T>& s,
+                            int threads) {
+  const int64_t B = s.hs.shape(1), H = s.hs.shape(2), GH = rnn_gate_count(kind) * H;
   const int64_t a_size = packed_a_size<T>((B + threads - 1) / threads, GH);
-  Array wp = Array::empty({packed_b_size<T>(GH, H)}, hs.dtype(), hs.device());
-  Array ap = Array::empty({threads * a_size}, hs.dtype(), hs.device());
+  Array wp = Array::empty({packed_b_size<T>(GH, H)}, s.hs.dtype(), s.hs.device());  // W_hh, shared
+  Array ap = Array::empty({threads * a_size}, s.hs.dtype(), s.hs.device());         // each thread's dh_side
   T* W = wp.data<T>();
-  const T* w = w_hh.data<T>();
-  const int64_t ws0 = w_hh.strides()[0], ws1 = w_hh.strides()[1], gld = dhg.strides()[1];
+  const int64_t gld = s.dhg.strides()[1];
 #pragma omp parallel num_threads(threads)
   {
-    const int wi = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t panels = H / nr, p0 = panels * wi / n, p1 = panels * (wi + 1) / n;
-    pack_b<T>(w + p0 * nr * ws1, ws0, ws1, GH, (p1 - p0) * nr, W + p0 * nr * GH);
-    const int64_t b0 = B * wi / n, b1 = B * (wi + 1) / n, rows = b1 - b0;
-    T* A = ap.data<T>() + wi * a_size;
-#pragma omp barrier
-    for (int64_t i = 0; i < steps && rows > 0; ++i) {
-      const int64_t t = reverse ? i : steps - 1 - i, in = rnn_slot_in(reverse, t), out = rnn_slot_out(reverse, t);
-      const Array &dh_from = i == 0 ? dy : dh_buf, &dc_from = i == 0 ? dy : dc_buf;
-      const int64_t dh_slot = i == 0 ? steps : (i - 1) % 2, dc_slot = i == 0 ? steps + 1 : (i - 1) % 2;
-      for (int64_t b = b0; b < b1; ++b) {
-        BackwardRow<T> r{ptr<T>(gates, t, b), ptr<T>(extra, t, b), ptr<T>(hs, in, b), ptr<T>(cs, in, b),
-                         ptr<T>(hs, out, b), ptr<T>(dy, t, b), ptr<T>(dh_from, dh_slot, b),
-                         dc_buf.defined() ? ptr<T>(dc_from, dc_slot, b) : nullptr, ptr<T>(dxg, t, b),
-                         ptr<T>(dhg, t, b), ptr<T>(dh_buf, i % 2, b), ptr<T>(dc_buf, i % 2, b)};
-        backward_row<T>(kind, r, H, 0, H, row_active(lengths, b, t));
-      }
-      pack_a<T>(ptr<T>(dhg, t, b0), gld, 1, rows, GH, A);
-      gemm_packed<T>(rows, H, GH, A, W, ptr<T>(dh_buf, i % 2, b0), H, T(1), T(1));
+    const RowShare<T> r =
+        start_row_share<T>(w_hh.data<T>(), w_hh.strides()[0], w_hh.strides()[1], GH, H, W, B, ap.data<T>(), a_size);
+    const int64_t rows = r.b1 - r.b0;
+    for (int64_t i = 0; i < s.steps && rows > 0; ++i) {
+      const int64_t t = s.time(i);
+      for (int64_t b = r.b0; b < r.b1; ++b) backward_row<T>(kind, s.row(i, b), H, 0, H, row_active(lengths, b, t));
+      pack_a<T>(ptr<T>(s.dhg, t, r.b0), gld, 1, rows, GH, r.A);
+      gemm_packed<T>(rows, H, GH, r.A, W, ptr<T>(s.dh_buf, i % 2, r.b0), H, T(1), T(1));
     }
   }
 }
@@ -352,12 +361,9 @@ bool rnn_sequence_backward(RnnKind kind, const Array& w_hh, const Array& lengths
   return dispatch_f32_f64(hs.dtype(), "rnn_backward", [&](auto tag) {
     using T = decltype(tag);
     const Plan plan = sequence_plan<T>(hs.shape(1), hs.shape(2));
-    if (plan.threads && plan.split == Split::rows)
-      sequence_backward_rows<T>(kind, w_hh, lengths, reverse, hs, cs, gates, extra, dy, dxg, dhg, dh_buf, dc_buf,
-                                plan.threads);
-    else if (plan.threads)
-      sequence_backward_units<T>(kind, w_hh, lengths, reverse, hs, cs, gates, extra, dy, dxg, dhg, dh_buf, dc_buf,
-                                 plan.threads);
+    const BackwardSequence<T> s{hs, cs, gates, extra, dy, dxg, dhg, dh_buf, dc_buf, reverse, dxg.shape(0)};
+    if (plan.threads && plan.split == Split::rows) sequence_backward_rows<T>(kind, w_hh, lengths, s, plan.threads);
+    else if (plan.threads) sequence_backward_units<T>(kind, w_hh, lengths, s, plan.threads);
     return plan.threads > 0;
   });
 }
