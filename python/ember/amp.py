@@ -20,13 +20,20 @@ import threading
 
 from . import dtypes as _dt
 
-_state = threading.local()
+class _State(threading.local):
+    """Per thread, the stack of active autocast regions. Set in __init__ (run once in each thread)
+    so that reading it never misses: a getattr that misses on a threading.local goes through
+    AttributeError and cost ~0.5 us on every GEMM call."""
+
+    def __init__(self):
+        self.stack = []
+
+
+_state = _State()
 _LOW = (_dt.bfloat16, _dt.float16)
 
 
 def _stack():
-    if not hasattr(_state, "stack"):
-        _state.stack = []
     return _state.stack
 
 
@@ -70,7 +77,7 @@ def autocast_dtype(device):
 def cast_for_gemm(*tensors):
     """Inside autocast: the floating inputs of a GEMM-heavy op cast to the autocast dtype (None
     entries pass through). Outside: the inputs unchanged."""
-    if not getattr(_state, "stack", None):  # the common case, kept to one attribute lookup
+    if not _state.stack:  # the common case, kept to one attribute lookup
         return tensors
     first = next(t for t in tensors if t is not None)
     dt = autocast_dtype(first.device)
@@ -81,7 +88,7 @@ def cast_for_gemm(*tensors):
 
 def float32_for_loss(t):
     """Inside autocast, a 16-bit input of a loss is computed in float32 (PyTorch's fp32 op list)."""
-    if not getattr(_state, "stack", None):
+    if not _state.stack:
         return t
     return t.to(_dt.float32) if autocast_dtype(t.device) is not None and t.dtype in _LOW else t
 

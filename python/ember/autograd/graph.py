@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import threading
 
-_state = threading.local()
+class _State(threading.local):
+    """Per thread grad mode, set in __init__ (run once in each thread): reading it never misses, as a
+    getattr default on a threading.local would (~0.4 us through AttributeError, on every op)."""
+
+    def __init__(self):
+        self.enabled = True
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled(mode: bool) -> None:

@@ -20,6 +20,8 @@ def _mT(a):
 
 def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
     out = _C.matmul(a._a, b._a)
+    if not (a.requires_grad or b.requires_grad):  # no graph to record: skip building the closure
+        return Tensor._wrap(out)
 
     def backward(g):
         ga = wrap(_C.matmul(g._a, _mT(b._a))) if a.requires_grad else None
