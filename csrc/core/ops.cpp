@@ -370,13 +370,24 @@ Array matmul(const Array& a_in, const Array& b_in, const Array* bias, Activation
   DType t = gemm_dtype("matmul", a_in, b_in);
   // CPU kernels compute in float32/float64; 16-bit floats are widened there and rounded back.
   DType compute = (a_in.device().kind == Device::cpu && itemsize(t) == 2) ? DType::float32 : t;
-  Array a = a_in.astype(compute), b = b_in.astype(compute);
+  // Operands already in the compute dtype are used as they are: even a no-op astype copies the
+  // Array (its shape and stride vectors), and small products pay for every allocation.
+  const Array a_cast = a_in.dtype() == compute ? Array() : a_in.astype(compute);
+  const Array b_cast = b_in.dtype() == compute ? Array() : b_in.astype(compute);
+  const Array &a = a_cast.defined() ? a_cast : a_in, &b = b_cast.defined() ? b_cast : b_in;
   Array bias_c;
   if (bias) {
     check_same_device("matmul", a_in, *bias);
     EMBER_CHECK(bias->ndim() == 1 && bias->shape(0) == N, "matmul", "bias must have shape (", N, ",), got ",
                 shape_str(bias->shape()));
     bias_c = bias->astype(compute).contiguous();
+  }
+  Array out;
+  if (a.ndim() == 2 && b.ndim() == 2) {  // the common case, without the batch bookkeeping
+    out = Array::empty({1, M, N}, compute, a.device());
+    EMBER_ON_DEVICE(a.device(), gemm, a.unsqueeze(0), b.unsqueeze(0), out, 1.0, 0.0, bias ? &bias_c : nullptr, act);
+    Array out2 = out.squeeze(0);
+    return compute == t ? out2 : out2.astype(t);
   }
   Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
                                  Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
@@ -385,7 +396,6 @@ Array matmul(const Array& a_in, const Array& b_in, const Array* bias, Activation
   Shape out_shape = batch;
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Array out;
   if (b.ndim() == 2 && a.ndim() > 2 && B > 1) {
     // (batch..., M, K) @ (K, N): fold the batch into M for one large GEMM when the rows merge.
     try {
@@ -396,12 +406,6 @@ Array matmul(const Array& a_in, const Array& b_in, const Array* bias, Activation
     } catch (const std::invalid_argument&) {
       // not mergeable: fall through to the batched path
     }
-  }
-  if (a.ndim() == 2 && b.ndim() == 2) {  // the common case, without the batch bookkeeping
-    out = Array::empty({1, M, N}, compute, a.device());
-    EMBER_ON_DEVICE(a.device(), gemm, a.unsqueeze(0), b.unsqueeze(0), out, 1.0, 0.0, bias ? &bias_c : nullptr, act);
-    Array out2 = out.squeeze(0);
-    return compute == t ? out2 : out2.astype(t);
   }
   Array a3 = as_batched(a, batch, B), b3 = as_batched(b, batch, B);
   out = Array::empty({B, M, N}, compute, a.device());
