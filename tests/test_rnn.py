@@ -104,7 +104,7 @@ def two_threads():
 
 
 # 9 hidden units: the core's step-by-step loop; 32 (whole GEMM panels): the CPU's fused loop, split
-# by hidden units for 5 batch rows and by batch rows for 29 (>= 12 rows per thread; cpu/rnn.cpp).
+# by hidden units for 5 batch rows and by batch rows for 29 (>= 4 rows per thread; cpu/rnn.cpp).
 @pytest.mark.parametrize("hidden, B", [(9, 5), (32, 5), (32, 29)])
 def test_matches_pytorch_with_batch_first_and_lengths(hidden, B, two_threads):
     torch = pytest.importorskip("torch")

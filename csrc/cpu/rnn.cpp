@@ -5,7 +5,7 @@
 //
 // A whole layer runs in ONE parallel region (rnn_sequence_*), shared out in one of two ways
 // (sequence_plan):
-//  - by batch rows (batches of at least MR rows per thread): each thread runs its rows through the
+//  - by batch rows (at least 4 rows per thread): each thread runs its rows through the
 //    whole sequence alone: per step it packs its rows of h, multiplies them by the packed W_hh^T
 //    (shared, read-only) straight into its rows of the step's input projection, and runs the cell.
 //    No barrier and no data between cores, step after step.
@@ -127,21 +127,25 @@ Units units_of(int w, int n, int64_t H, int nr) {
   return {panels * w / n * nr, panels * (w + 1) / n * nr};
 }
 
-// How a layer's loop is shared out. By batch rows when every thread gets a whole register tile of
-// them (MR rows): each thread then runs its rows through every step on its own, sharing only the
-// packed W_hh, so no barrier and no data crosses cores per step (the LSTM step loop: 5.2 -> 4.5 ms,
-// and it stays that fast while another library's threads spin on the same cores, where a barrier
-// per step lost 40%). Otherwise by hidden units, which still divides a small batch's work. Both
-// need H in whole NR-column panels (0 threads: decline, the core steps through it).
+// How a layer's loop is shared out. By batch rows when every thread gets at least 4 of them: each
+// thread then runs its rows through every step on its own, sharing only the packed W_hh, so no
+// barrier and no data crosses cores per step (the benchmark LSTM, B = 32: forward loop 5.2 -> 4.5
+// ms; and it stays that fast while another library's threads spin on the same cores, where a
+// barrier per step lost 40%). Otherwise by hidden units, which still divides a small batch's work.
+// Measured on two threads, LSTM H = 256, T = 50, fwd+bwd, rows against units: B = 2: 3.0 / 2.2 ms,
+// B = 4: 3.7 / 2.8, B = 8: 4.7 / 5.1, B = 16: 9.3 / 10.0, B = 64: 36.1 / 38.8. Both need H in whole
+// NR-column panels (0 threads: decline, and the core steps through it).
 enum class Split { rows, units };
 struct Plan { Split split; int threads; };
+constexpr int64_t kMinRowsPerThread = 4;
 
 template <typename T>
 Plan sequence_plan(int64_t B, int64_t H) {
-  const int nr = gemm_nr<T>(), mr = gemm_mr<T>();
+  const int nr = gemm_nr<T>();
   if (H % nr != 0) return {Split::units, 0};
   const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (max_threads == 1 || B >= int64_t(mr) * max_threads) return {Split::rows, int(std::min<int64_t>(max_threads, B))};
+  if (max_threads == 1 || B >= kMinRowsPerThread * max_threads)
+    return {Split::rows, int(std::min<int64_t>(max_threads, B))};
   return {Split::units, int(std::min<int64_t>(max_threads, H / nr))};
 }
 
