@@ -22,7 +22,7 @@
 namespace ember::cpu {
 namespace {
 
-constexpr size_t kHeader = 64, kCacheMax = size_t(1) << 30;
+constexpr size_t kHeader = 64, kCacheMax = size_t(1) << 30, kHugePage = size_t(2) << 20;
 
 struct BlockCache {
   std::mutex mu;
@@ -57,10 +57,16 @@ void* allocate(size_t nbytes, int) {
       return block + kHeader;
     }
   }
-  char* block = static_cast<char*>(std::aligned_alloc(64, rounded + kHeader));
+  // Blocks of 2 MiB and more start on a 2 MiB boundary, so that the kernel can back them with
+  // transparent huge pages when asked (madvise needs page-aligned memory; a 64-byte-aligned block
+  // from glibc's mmap is not, and the request silently failed).
+  const bool huge = rounded >= kHugePage;
+  const size_t align = huge ? kHugePage : 64, bytes = huge ? (rounded + kHeader + kHugePage - 1) / kHugePage * kHugePage
+                                                           : rounded + kHeader;
+  char* block = static_cast<char*>(std::aligned_alloc(align, bytes));
   if (!block) fail<OutOfMemory>("alloc", "cannot allocate ", nbytes, " bytes on cpu");
   *reinterpret_cast<size_t*>(block) = rounded;
-  if (rounded >= (2u << 20)) madvise(block, rounded + kHeader, MADV_HUGEPAGE);
+  if (huge) madvise(block, bytes, MADV_HUGEPAGE);
   return block + kHeader;
 }
 

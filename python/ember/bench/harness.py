@@ -93,11 +93,20 @@ def flush_cpu_caches():
     _FLUSH[0].fill(len(_FLUSH))
 
 
+# A library timed just before (NumPy's OpenBLAS, PyTorch's thread pool) leaves its worker threads
+# spinning for up to ~0.1 s after its last call. On a 2-core machine a parallel call made in that
+# window waits for a core: a 128^3 ember GEMM right after NumPy's once took 4 ms instead of 0.03.
+# Each measurement starts after this pause, so it times the library, not the contention.
+SETTLE_S = 0.25
+
+
 def measure(fn, device="cpu", repeat=20, warmup=3, cold=False):
-    """Median and minimum time of one fn() call in ms: `warmup` untimed calls, then `repeat` samples
-    of perf_counter around a calibrated number of calls (synchronizing the GPU around each sample).
-    cold=True times single calls with the CPU caches flushed before each, so a working set a little
-    larger than the last-level cache is read from memory every time, not partly from cache."""
+    """Median and minimum time of one fn() call in ms: after SETTLE_S of quiet, `warmup` untimed
+    calls, then `repeat` samples of perf_counter around a calibrated number of calls (synchronizing
+    the GPU around each sample). cold=True times single calls with the CPU caches flushed before
+    each, so a working set a little larger than the last-level cache is read from memory every
+    time, not partly from cache."""
+    time.sleep(SETTLE_S)
     for _ in range(warmup):
         fn()
     sync(device)
