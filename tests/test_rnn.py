@@ -219,3 +219,11 @@ def test_learns_in_fit():
     model.compile(optimizer=em.optim.Adam(lr=0.02), loss="cross_entropy", metrics=["accuracy"])
     h = model.fit(x, y, epochs=15, batch_size=32, validation_split=0.2, verbose=0)
     assert h.history["val_accuracy"][-1] > 0.9
+
+
+def test_empty_batch():
+    for cls in (nn.LSTM, nn.GRU, nn.RNN):
+        x = em.tensor(np.zeros((5, 0, 4), np.float32), requires_grad=True)
+        out, _ = cls(4, 32)(x)
+        out.sum().backward()
+        assert out.shape == (5, 0, 32) and x.grad.shape == (5, 0, 4)

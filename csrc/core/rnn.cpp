@@ -30,7 +30,8 @@ void check_sequence(const char* op, RnnKind kind, const Array& xg, const Array& 
   EMBER_CHECK_T(TypeError, h0.dtype() == DType::float32 || h0.dtype() == DType::float64, op,
                 "expects float32 or float64, got ", dtype_name(h0.dtype()));
   const int64_t B = h0.shape(0), H = h0.shape(1), G = rnn_gate_count(kind);
-  EMBER_CHECK(xg.ndim() == 3 && xg.shape(1) == B && xg.shape(2) == G * H && xg.is_contiguous(), op,
+  EMBER_CHECK(xg.ndim() == 3 && xg.shape(1) == B && xg.shape(2) == G * H && (xg.is_contiguous() || xg.numel() == 0),
+              op,
               "the input projection must be a contiguous (T, ", B, ", ", G * H,
               ") array (the layer writes its gates into it), got shape ", shape_str(xg.shape()));
   EMBER_CHECK(w_hh.ndim() == 2 && w_hh.shape(0) == G * H && w_hh.shape(1) == H, op, "W_hh must be (", G * H, ", ", H,
