@@ -9,6 +9,8 @@ void init_runtime(py::module_& m) {
   m.def("get_num_threads", &get_num_threads);
   m.def("simd_level", &simd_level);
   m.def("fma_gflops_per_core", &fma_gflops_per_core, py::arg("seconds") = 0.2);
+  m.def("set_float32_matmul_precision", &set_float32_matmul_precision);
+  m.def("get_float32_matmul_precision", &get_float32_matmul_precision);
   m.def("cuda_compiled", &cuda_compiled);
   m.def("cuda_architectures", &cuda_architectures);
   m.def("cuda_device_count", &cuda_device_count);

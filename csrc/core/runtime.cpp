@@ -1,5 +1,6 @@
 #include "core/runtime.h"
 #include <omp.h>
+#include <atomic>
 #include "core/backend.h"
 #include "cpu/simd/kernels.h"
 
@@ -15,5 +16,18 @@ double fma_gflops_per_core(double seconds) { return cpu::simd().fma_gflops(secon
 bool cuda_compiled() { return cuda::compiled(); }
 std::string cuda_architectures() { return EMBER_CUDA_ARCHS; }
 int cuda_device_count() { return cuda::device_count(); }
+
+namespace {
+const char* const kPrecisions[] = {"highest", "high", "medium"};
+std::atomic<int> g_matmul_precision{0};  // index into kPrecisions; read by every CUDA float32 GEMM
+}  // namespace
+
+void set_float32_matmul_precision(const std::string& precision) {
+  for (int i = 0; i < 3; ++i)
+    if (precision == kPrecisions[i]) return g_matmul_precision.store(i);
+  fail("set_float32_matmul_precision", "expects \"highest\", \"high\" or \"medium\", got \"", precision, "\"");
+}
+std::string get_float32_matmul_precision() { return kPrecisions[g_matmul_precision.load()]; }
+bool float32_matmul_allows_tf32() { return g_matmul_precision.load() != 0; }
 
 }  // namespace ember

@@ -1,17 +1,29 @@
-// GEMM on CUDA, the straightforward tiled version: C[b] = alpha A[b] B[b] + beta C[b] (+ bias, act),
-// on the shared tile loop of cuda/device/tile_gemm.cuh (64 x 64 tiles, 4 x 4 outputs per thread).
-// Loads honour arbitrary strides (transposes are strides), so no transposed copies are made.
-// Accumulation in float (double for float64); 16-bit inputs are widened on load.
+// GEMM on CUDA: C[b] = alpha A[b] B[b] + beta C[b] (+ bias, activation), any strides (transposes
+// are strides; batch strides may be 0), any M, N, K. The versions, fastest first per dtype:
 //
-// bfloat16/float16 on sm_80+ take the tensor cores instead (mma_gemm below): mma.sync m16n8k16 with
-// float32 accumulation, the same 64 x 64 block tile with 4 warps of 32 x 32 (2 x 4 MMA tiles each),
-// operands staged in shared memory in their 16-bit storage (A as [m][k], B transposed as [n][k], so
-// every fragment register is one aligned 32-bit load). Not yet pipelined (no cp.async, no ldmatrix,
-// no wgmma/TMA): the first tensor-core version, compiled for sm_90a and not yet run on a GPU.
+//   float32, sm_80+   sgemm_pipelined<SimtTile8x8>  exact float32 on CUDA cores: 128 x 128 block tile,
+//                     16-wide K slices in a 3-stage cp.async ring, 8 x 8 outputs per thread
+//   float32, sm_80+,  sgemm_pipelined<Tf32Tile>     the same tiles on TF32 tensor cores (mma.sync
+//     TF32 allowed                                  m16n8k8), 8 warps of 64 x 32
+//   16-bit, sm_90a    wgmma_gemm (gemm_sm90 below)  TMA + mbarrier ring, warpgroup MMA
+//   16-bit, sm_80+    mma_gemm_pipelined<T, ...>    128 x 128 x 32 tiles, 3-stage cp.async ring,
+//                                                   ldmatrix(.trans) fragments, mma.sync m16n8k16
+//   16-bit, sm_80+    mma_gemm                      64 x 64 tiles, plain loads, any strides (fallback)
+//   any dtype         gemm_tiled                    CUDA cores, 64 x 64 tiles, any strides (float64,
+//                                                   pre-sm_80 GPUs)
+//
+// Each epilogue goes through StridedOps::store (alpha, beta, bias, ReLU/GELU), element by element.
+// Operands are staged in shared memory in their storage dtype; 16-byte copies need the operand to be
+// contiguous along the staged row and 16-byte aligned (base, row stride, batch stride); the float32
+// kernels otherwise copy 4 bytes per element, the 16-bit ones fall back to mma_gemm (see gemm() for
+// the exact rules). Accumulation is float32 (float64 for float64).
+#include <atomic>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/scalar_math.h"
+#include "core/runtime.h"
 #include "cuda/device/mma.cuh"
+#include "cuda/device/pipeline.cuh"
 #include "cuda/device/tile_gemm.cuh"
 #include "cuda/launch.cuh"
 
@@ -95,33 +107,324 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm(StridedOps<T, float> ops
   }
 }
 
+// Stores a warp's 64 x 32 block of C held as 4 x 4 MMA tiles of 16 x 8 (the C/D layout of mma.cuh).
+template <typename T>
+__device__ __forceinline__ void store_warp_64x32(const float (&acc)[4][4][4], const StridedOps<T, float>& ops,
+                                                 int64_t p, int64_t M, int64_t N, int64_t m0, int64_t n0) {
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {  // c0, c1: row g; c2, c3: row g + 8; columns 2t, 2t + 1
+        const int64_t m = m0 + 16 * i + g + (c >= 2 ? 8 : 0), n = n0 + 8 * j + 2 * t + (c & 1);
+        if (m < M && n < N) ops.store(p, m, n, acc[i][j][c]);
+      }
+}
+
+// Host side of the 16-byte loaders: can an operand be staged with 16-byte copies along its "inner"
+// dimension? Yes when that dimension has unit stride (or extent 1) and the base, the stride of the
+// other dimension and the batch stride are multiples of 16 bytes (strides of extent-1 dims don't count).
+bool rows_16B(const void* base, size_t elem, int64_t inner_stride, int64_t inner_extent, int64_t outer_stride,
+              int64_t outer_extent, int64_t batch_stride, int64_t batch) {
+  auto ok = [&](int64_t stride, int64_t extent) { return extent <= 1 || (stride * int64_t(elem)) % 16 == 0; };
+  return is_aligned(base, 16) && (inner_stride == 1 || inner_extent <= 1) && ok(outer_stride, outer_extent) &&
+         ok(batch_stride, batch);
+}
+
+// A kernel's dynamic shared memory above the default 48 KiB, allowed once per device.
+template <auto Kernel>
+void allow_smem(int device, int bytes) {
+  static std::atomic<uint64_t> done{0};
+  if ((done.load() >> device) & 1) return;
+  CUDA_CHECK("matmul", cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done.fetch_or(uint64_t(1) << device);
+}
+
+// ---- float32: 128 x 128 tiles through a 3-stage cp.async ring -----------------------------------
+// 128 x 128 is the largest tile whose 8 x 8-per-thread accumulators (64 registers) still leave room
+// for 256 threads; a 16-wide K slice gives each thread 1024 FMAs per 10 copies, and 3 stages hide a
+// global-memory latency of two slices. Both operands are staged k-major, A^T as (BK, BM) and B as
+// (BK, BN), so a thread's 8 values of one k are two 16-byte shared loads. The row pad of 8 floats
+// keeps rows 16-byte aligned and makes the TF32 fragment reads (lane g + 8t... of row t) hit 32
+// distinct banks: row stride 136 = 8 (mod 32).
+
+constexpr int kF32Threads = 256, kF32M = 128, kF32N = 128, kF32K = 16, kF32Stages = 3, kF32Pad = 8;
+
+struct F32Stage {
+  float a[kF32K][kF32M + kF32Pad];  // (BK, BM): A^T, m contiguous
+  float b[kF32K][kF32N + kF32Pad];  // (BK, BN)
+};
+constexpr int kF32Smem = kF32Stages * sizeof(F32Stage);  // 52 KiB
+
+// Exact float32 on CUDA cores: 16 x 16 threads, each owning an 8 x 8 block of C as four 4 x 4
+// quadrants (rows 4 ty + {0..3} and 64 + 4 ty + {0..3}, columns likewise with tx), so its operands
+// per k are four 16-byte shared loads and a warp (two values of ty) reads only two A addresses.
+struct SimtTile8x8 {
+  float acc[8][8] = {};
+
+  __device__ __forceinline__ void mma(const F32Stage& s) {
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+    for (int k = 0; k < kF32K; ++k) {
+      const float4 a0 = *reinterpret_cast<const float4*>(&s.a[k][4 * ty]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&s.a[k][64 + 4 * ty]);
+      const float4 b0 = *reinterpret_cast<const float4*>(&s.b[k][4 * tx]);
+      const float4 b1 = *reinterpret_cast<const float4*>(&s.b[k][64 + 4 * tx]);
+      const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+  }
+
+  __device__ __forceinline__ void store(const StridedOps<float, float>& ops, int64_t p, int64_t M, int64_t N,
+                                        int64_t m0, int64_t n0) const {
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int64_t m = m0 + (i / 4) * 64 + 4 * ty + i % 4, n = n0 + (j / 4) * 64 + 4 * tx + j % 4;
+        if (m < M && n < N) ops.store(p, m, n, acc[i][j]);
+      }
+  }
+};
+
+// TF32 tensor cores: 8 warps as 2 (m) x 4 (n), each a 64 x 32 block of C = 4 x 4 m16n8k8 tiles.
+// Fragments are read from the k-major stages one element per register (a TF32 fragment register is
+// one float) and rounded with cvt.rna.
+struct Tf32Tile {
+  float acc[4][4][4] = {};
+
+  __device__ __forceinline__ void mma(const F32Stage& s) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+    const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
+#pragma unroll
+    for (int kk = 0; kk < kF32K; kk += 8) {
+      uint32_t af[4][4], bf[4][2];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int m = wm + 16 * i + g;
+        af[i][0] = dev::to_tf32(s.a[kk + t][m]), af[i][1] = dev::to_tf32(s.a[kk + t][m + 8]);
+        af[i][2] = dev::to_tf32(s.a[kk + t + 4][m]), af[i][3] = dev::to_tf32(s.a[kk + t + 4][m + 8]);
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int n = wn + 8 * j + g;
+        bf[j][0] = dev::to_tf32(s.b[kk + t][n]), bf[j][1] = dev::to_tf32(s.b[kk + t + 4][n]);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) dev::mma_16x8x8_tf32(acc[i][j], af[i], bf[j]);
+    }
+  }
+
+  __device__ __forceinline__ void store(const StridedOps<float, float>& ops, int64_t p, int64_t M, int64_t N,
+                                        int64_t m0, int64_t n0) const {
+    const int warp = threadIdx.x / 32;
+    store_warp_64x32(acc, ops, p, M, N, m0 + (warp / 4) * 64, n0 + (warp % 4) * 32);
+  }
+};
+
+// a_vec / b_vec: the operand is contiguous along m (A) / n (B) and 16-byte aligned (rows_16B), so
+// its stages are filled with 16-byte copies; otherwise with one 4-byte copy per element.
+template <typename Tile>
+__global__ void __launch_bounds__(kF32Threads) sgemm_pipelined(StridedOps<float, float> ops, int64_t batch, int64_t M,
+                                                               int64_t N, int64_t K, bool a_vec, bool b_vec) {
+  extern __shared__ float4 smem_f32[];
+  F32Stage* st = reinterpret_cast<F32Stage*>(smem_f32);
+  constexpr int kLdA = kF32M + kF32Pad, kLdB = kF32N + kF32Pad;
+  const int64_t m0 = int64_t(blockIdx.y) * kF32M, n0 = int64_t(blockIdx.x) * kF32N;
+  for (int64_t p = blockIdx.z; p < batch; p += gridDim.z) {
+    const float* A = ops.A + p * ops.sa + m0 * ops.rsa;  // element (k, m) of the tile: A[k csa + m rsa]
+    const float* B = ops.B + p * ops.sb + n0 * ops.csb;  // element (k, n): B[k rsb + n csb]
+    auto load = [&](int s, int64_t k0) {
+      float *a = &st[s].a[0][0], *b = &st[s].b[0][0];
+      if (a_vec) dev::copy_tile_16B<float, kF32K, kF32M, kLdA, kF32Threads>(a, A + k0 * ops.csa, ops.csa, K - k0, M - m0);
+      else dev::copy_tile_4B<float, kF32K, kF32M, kLdA, kF32Threads>(a, A + k0 * ops.csa, ops.csa, ops.rsa, K - k0, M - m0);
+      if (b_vec) dev::copy_tile_16B<float, kF32K, kF32N, kLdB, kF32Threads>(b, B + k0 * ops.rsb, ops.rsb, K - k0, N - n0);
+      else dev::copy_tile_4B<float, kF32K, kF32N, kLdB, kF32Threads>(b, B + k0 * ops.rsb, ops.rsb, ops.csb, K - k0, N - n0);
+    };
+    Tile tile;
+    dev::pipelined_k_loop<kF32Stages, kF32K>(K, load, [&](int s) { tile.mma(st[s]); });
+    tile.store(ops, p, M, N, m0, n0);
+  }
+}
+
+// ---- bfloat16 / float16 on sm_80+: 128 x 128 x 32 tiles, 3-stage cp.async ring, ldmatrix --------
+// 8 warps as 2 x 4, each a 64 x 32 block of C (4 x 4 m16n8k16 tiles: 16 MMAs per 6 ldmatrix.x4 per
+// 16-wide k step). Each operand is staged in the orientation it has in memory so that every copy is
+// 16 bytes: k-major ([x][k], rows of BK + 8) when contiguous along k, else x-major ([k][x], rows of
+// 128 + 8). ldmatrix reads the first as is and the second with .trans, giving the same fragments.
+// The 16-byte row pads make the row strides 80 and 272 bytes: 8 consecutive rows then start in 8
+// different 16-byte bank groups, so neither ldmatrix nor the cp.async writes conflict. 3 stages of
+// 20 KiB fit two blocks per SM on sm_80 (164 KiB).
+
+constexpr int kHThreads = 256, kHM = 128, kHN = 128, kHK = 32, kHStages = 3, kHPad = 8;
+
+// One operand's stage: (BX, BK) as [x][k] when kKMajor, else (BK, BX) as [k][x].
+template <typename T, bool kKMajor, int BX>
+struct HalfOperand {
+  static constexpr int ld = kKMajor ? kHK + kHPad : BX + kHPad;
+  static constexpr int size = kKMajor ? BX * ld : kHK * ld;
+
+  // Stage the slice k0.. of an operand whose element (x, k) is at src[x s_x + k s_k].
+  __device__ __forceinline__ static void load(T* dst, const T* src, int64_t s_x, int64_t s_k, int64_t x_left,
+                                              int64_t k_left) {
+    if constexpr (kKMajor) dev::copy_tile_16B<T, BX, kHK, ld, kHThreads>(dst, src, s_x, x_left, k_left);
+    else dev::copy_tile_16B<T, kHK, BX, ld, kHThreads>(dst, src, s_k, k_left, x_left);
+  }
+
+  // The 4 fragment registers of an ldmatrix.x4 whose matrix i covers x0 + 8 (i & xbit ? 1 : 0) and
+  // k0 + 8 (i & kbit ? 1 : 0): this lane gives row lane % 8 of matrix lane / 8.
+  __device__ __forceinline__ static void frag(uint32_t (&r)[4], const T* s, int x0, int k0, int xbit, int kbit) {
+    const int lane = threadIdx.x % 32, i = lane / 8, row = lane % 8;
+    const int x = x0 + ((i & xbit) ? 8 : 0), k = k0 + ((i & kbit) ? 8 : 0);
+    dev::ldmatrix_x4<!kKMajor>(r, kKMajor ? s + (x + row) * ld + k : s + (k + row) * ld + x);
+  }
+};
+
+template <typename T, bool kAK, bool kBK>
+struct HalfStage {
+  using OpA = HalfOperand<T, kAK, kHM>;
+  using OpB = HalfOperand<T, kBK, kHN>;
+  T a[OpA::size];
+  T b[OpB::size];
+};
+
+template <typename T, bool kAK, bool kBK>
+constexpr int half_smem() { return kHStages * int(sizeof(HalfStage<T, kAK, kBK>)); }
+
+// kAK: A contiguous along k (else along m); kBK: B contiguous along k (else along n); see rows_16B.
+template <typename T, bool kAK, bool kBK>
+__global__ void __launch_bounds__(kHThreads) mma_gemm_pipelined(StridedOps<T, float> ops, int64_t batch, int64_t M,
+                                                                int64_t N, int64_t K) {
+  using Stage = HalfStage<T, kAK, kBK>;
+  using OpA = typename Stage::OpA;
+  using OpB = typename Stage::OpB;
+  extern __shared__ float4 smem_h[];
+  Stage* st = reinterpret_cast<Stage*>(smem_h);
+  const int warp = threadIdx.x / 32, wm = (warp / 4) * 64, wn = (warp % 4) * 32;
+  const int64_t m0 = int64_t(blockIdx.y) * kHM, n0 = int64_t(blockIdx.x) * kHN;
+  for (int64_t p = blockIdx.z; p < batch; p += gridDim.z) {
+    const T* A = ops.A + p * ops.sa + m0 * ops.rsa;
+    const T* B = ops.B + p * ops.sb + n0 * ops.csb;
+    auto load = [&](int s, int64_t k0) {
+      OpA::load(st[s].a, A + k0 * ops.csa, ops.rsa, ops.csa, M - m0, K - k0);
+      OpB::load(st[s].b, B + k0 * ops.rsb, ops.csb, ops.rsb, N - n0, K - k0);
+    };
+    float acc[4][4][4] = {};
+    auto math = [&](int s) {
+#pragma unroll
+      for (int kk = 0; kk < kHK; kk += 16) {
+        uint32_t af[4][4], bf[4][2];
+        // A fragment (16 x 16): matrices 0..3 = (m, k), (m + 8, k), (m, k + 8), (m + 8, k + 8)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) OpA::frag(af[i], st[s].a, wm + 16 * i, kk, 1, 2);
+        // B fragments of two 8-column tiles: matrices (n, k), (n, k + 8), (n + 8, k), (n + 8, k + 8)
+#pragma unroll
+        for (int j = 0; j < 4; j += 2) {
+          uint32_t r[4];
+          OpB::frag(r, st[s].b, wn + 8 * j, kk, 2, 1);
+          bf[j][0] = r[0], bf[j][1] = r[1], bf[j + 1][0] = r[2], bf[j + 1][1] = r[3];
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) dev::mma_16x8x16<is_bf16<T>>(acc[i][j], af[i], bf[j]);
+      }
+    };
+    dev::pipelined_k_loop<kHStages, kHK>(K, load, math);
+    store_warp_64x32(acc, ops, p, M, N, m0 + wm, n0 + wn);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+template <typename T, typename Acc>
+StridedOps<T, Acc> strided_ops(const Array& a, const Array& b, Array& c, double alpha, double beta, const Array* bias,
+                               Activation act) {
+  return {a.data<T>(), a.strides()[0], a.strides()[1], a.strides()[2],
+          b.data<T>(), b.strides()[0], b.strides()[1], b.strides()[2],
+          c.data<T>(), c.strides()[0], c.strides()[1], Acc(alpha), Acc(beta),
+          bias ? bias->data<T>() : nullptr, act};
+}
+
+// Blocks for tiles of tm x tn over (M, N) and the batch (a block loops over batch entries past 65535).
+dim3 tile_grid(int64_t batch, int64_t M, int64_t N, int tm, int tn) {
+  const int64_t gy = (M + tm - 1) / tm;
+  EMBER_CHECK(gy <= 65535, "matmul", "M = ", M, " is too large for the CUDA GEMM");
+  return dim3(unsigned((N + tn - 1) / tn), unsigned(gy), unsigned(std::min<int64_t>(batch, 65535)));
+}
+
+// float32 on sm_80+: any strides (the 4-byte copies take what the 16-byte ones cannot).
+void sgemm(const StridedOps<float, float>& ops, int64_t batch, int64_t M, int64_t N, int64_t K, int device,
+           bool tf32) {
+  const bool a_vec = rows_16B(ops.A, 4, ops.rsa, M, ops.csa, K, ops.sa, batch);
+  const bool b_vec = rows_16B(ops.B, 4, ops.csb, N, ops.rsb, K, ops.sb, batch);
+  const dim3 grid = tile_grid(batch, M, N, kF32M, kF32N);
+  cudaStream_t stream = stream_of(device);
+  if (tf32) {
+    allow_smem<sgemm_pipelined<Tf32Tile>>(device, kF32Smem);
+    sgemm_pipelined<Tf32Tile><<<grid, kF32Threads, kF32Smem, stream>>>(ops, batch, M, N, K, a_vec, b_vec);
+  } else {
+    allow_smem<sgemm_pipelined<SimtTile8x8>>(device, kF32Smem);
+    sgemm_pipelined<SimtTile8x8><<<grid, kF32Threads, kF32Smem, stream>>>(ops, batch, M, N, K, a_vec, b_vec);
+  }
+}
+
+template <typename T, bool kAK, bool kBK>
+void launch_mma_pipelined(const StridedOps<T, float>& ops, int64_t batch, int64_t M, int64_t N, int64_t K,
+                          int device) {
+  constexpr int smem = half_smem<T, kAK, kBK>();
+  allow_smem<mma_gemm_pipelined<T, kAK, kBK>>(device, smem);
+  mma_gemm_pipelined<T, kAK, kBK><<<tile_grid(batch, M, N, kHM, kHN), kHThreads, smem, stream_of(device)>>>(
+      ops, batch, M, N, K);
+}
+
+// 16-bit on sm_80+: the pipelined kernel when each operand is contiguous along one of its dims with
+// 16-byte aligned rows (rows_16B; A along k or m, B along k or n), else mma_gemm (any strides).
+template <typename T>
+void hgemm(const StridedOps<T, float>& ops, int64_t batch, int64_t M, int64_t N, int64_t K, int device) {
+  const bool a_k = rows_16B(ops.A, 2, ops.csa, K, ops.rsa, M, ops.sa, batch);
+  const bool a_m = rows_16B(ops.A, 2, ops.rsa, M, ops.csa, K, ops.sa, batch);
+  const bool b_k = rows_16B(ops.B, 2, ops.rsb, K, ops.csb, N, ops.sb, batch);
+  const bool b_n = rows_16B(ops.B, 2, ops.csb, N, ops.rsb, K, ops.sb, batch);
+  if (a_k && b_k) return launch_mma_pipelined<T, true, true>(ops, batch, M, N, K, device);
+  if (a_k && b_n) return launch_mma_pipelined<T, true, false>(ops, batch, M, N, K, device);
+  if (a_m && b_k) return launch_mma_pipelined<T, false, true>(ops, batch, M, N, K, device);
+  if (a_m && b_n) return launch_mma_pipelined<T, false, false>(ops, batch, M, N, K, device);
+  mma_gemm<T><<<tile_grid(batch, M, N, kMmaTileM, kMmaTileN), kMmaThreads, 0, stream_of(device)>>>(ops, batch, M,
+                                                                                                  N, K);
+}
+
 }  // namespace
 
 void gemm(const Array& a, const Array& b, Array& c, double alpha, double beta, const Array* bias, Activation act) {
   const int64_t batch = c.shape(0), M = c.shape(1), N = c.shape(2), K = a.shape(2);
   if (batch == 0 || M == 0 || N == 0) return;
-  DeviceGuard guard(c.device().index);
-  dim3 grid(unsigned((N + dev::kTileN - 1) / dev::kTileN), unsigned((M + dev::kTileM - 1) / dev::kTileM),
-            unsigned(std::min<int64_t>(batch, 65535)));
-  EMBER_CHECK(grid.y <= 65535, "matmul", "M = ", M, " is too large for the CUDA GEMM");
+  const int device = c.device().index;
+  DeviceGuard guard(device);
+  const bool sm80 = has_tensor_cores(device);  // cp.async, ldmatrix, mma.sync: sm_80+
   dispatch_float(c.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
     using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
-    if constexpr (std::is_same_v<T, bfloat16> || std::is_same_v<T, float16>) {
-      if (has_tensor_cores(c.device().index)) {
-        const StridedOps<T, float> ops{a.data<T>(), a.strides()[0], a.strides()[1], a.strides()[2],
-                                       b.data<T>(), b.strides()[0], b.strides()[1], b.strides()[2],
-                                       c.data<T>(), c.strides()[0], c.strides()[1], float(alpha), float(beta),
-                                       bias ? bias->data<T>() : nullptr, act};
-        mma_gemm<T><<<grid, kMmaThreads, 0, stream_of(c.device().index)>>>(ops, batch, M, N, K);
-        return;
-      }
+    const auto ops = strided_ops<T, Acc>(a, b, c, alpha, beta, bias, act);
+    if constexpr (std::is_same_v<T, float>) {
+      if (sm80) return sgemm(ops, batch, M, N, K, device, float32_matmul_allows_tf32());
     }
-    const StridedOps<T, Acc> ops{a.data<T>(), a.strides()[0], a.strides()[1], a.strides()[2],
-                                 b.data<T>(), b.strides()[0], b.strides()[1], b.strides()[2],
-                                 c.data<T>(), c.strides()[0], c.strides()[1], Acc(alpha), Acc(beta),
-                                 bias ? bias->data<T>() : nullptr, act};
-    gemm_tiled<T, Acc><<<grid, dev::kTileThreads, 0, stream_of(c.device().index)>>>(ops, batch, M, N, K);
+    if constexpr (std::is_same_v<T, bfloat16> || std::is_same_v<T, float16>) {
+      if (sm80) return hgemm<T>(ops, batch, M, N, K, device);
+    }
+    gemm_tiled<T, Acc><<<tile_grid(batch, M, N, dev::kTileM, dev::kTileN), dev::kTileThreads, 0,
+                         stream_of(device)>>>(ops, batch, M, N, K);
   });
   CUDA_CHECK_LAUNCH("matmul");
 }

@@ -53,5 +53,16 @@ def get_num_threads() -> int:
     return _C.get_num_threads()
 
 
+def set_float32_matmul_precision(precision: str) -> None:
+    """PyTorch's setting of the same name: "highest" (the default) keeps float32 matmuls exact;
+    "high" and "medium" let CUDA use TF32 tensor cores (inputs rounded to a 10-bit mantissa, float32
+    accumulation: ~1e-3 relative error, several times faster). The CPU ignores it."""
+    _C.set_float32_matmul_precision(precision)
+
+
+def get_float32_matmul_precision() -> str:
+    return _C.get_float32_matmul_precision()
+
+
 def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
