@@ -5,7 +5,8 @@
 //                     16-wide K slices in a 3-stage cp.async ring, 8 x 8 outputs per thread
 //   float32, sm_80+,  sgemm_pipelined<Tf32Tile>     the same tiles on TF32 tensor cores (mma.sync
 //     TF32 allowed                                  m16n8k8), 8 warps of 64 x 32
-//   16-bit, sm_90a    wgmma_gemm (gemm_sm90 below)  TMA + mbarrier ring, warpgroup MMA
+//   16-bit, sm_90a,   wgmma_gemm                    128 x 128 x 64 tiles, TMA (128-byte swizzle) into a
+//     K-major A, B                                  4-stage mbarrier ring, wgmma m64n128k16, 3 warpgroups
 //   16-bit, sm_80+    mma_gemm_pipelined<T, ...>    128 x 128 x 32 tiles, 3-stage cp.async ring,
 //                                                   ldmatrix(.trans) fragments, mma.sync m16n8k16
 //   16-bit, sm_80+    mma_gemm                      64 x 64 tiles, plain loads, any strides (fallback)
@@ -17,7 +18,9 @@
 // contiguous along the staged row and 16-byte aligned (base, row stride, batch stride); the float32
 // kernels otherwise copy 4 bytes per element, the 16-bit ones fall back to mma_gemm (see gemm() for
 // the exact rules). Accumulation is float32 (float64 for float64).
+#include <cudaTypedefs.h>
 #include <atomic>
+#include <string_view>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "core/scalar_math.h"
@@ -25,6 +28,7 @@
 #include "cuda/device/mma.cuh"
 #include "cuda/device/pipeline.cuh"
 #include "cuda/device/tile_gemm.cuh"
+#include "cuda/device/wgmma.cuh"
 #include "cuda/launch.cuh"
 
 namespace ember::cuda {
@@ -344,6 +348,87 @@ __global__ void __launch_bounds__(kHThreads) mma_gemm_pipelined(StridedOps<T, fl
   }
 }
 
+// ---- bfloat16 / float16 on sm_90a: TMA + 4-stage mbarrier ring + wgmma --------------------------
+// Three warpgroups: warpgroup 0 is the producer (one thread issues the TMA copies), warpgroups 1
+// and 2 each own 64 rows of the 128 x 128 block tile and issue wgmma m64n128k16 (64 float32
+// accumulators per thread). BK = 64 is one 128-byte swizzle row of 16-bit elements, so a stage is
+// one TMA box per operand (128 rows x 64: 16 KiB) and four wgmma K steps. full[s] completes when a
+// stage's bytes have landed (one arrival + the transaction count), empty[s] when all 256 consumer
+// threads are done reading it. 4 stages (128 KiB) keep three slices in flight behind the one being
+// multiplied. Both operands must be K-major (see tma_operand); edges are TMA's zero fill and the
+// epilogue's bounds check.
+
+constexpr int kWgM = 128, kWgN = 128, kWgK = 64, kWgStages = 4, kWgThreads = 384;
+constexpr int kWgTileBytes = kWgM * kWgK * 2;  // one operand's stage: (128, 64) 16-bit
+constexpr int kWgSmem = 1024 + kWgStages * 2 * kWgTileBytes + 2 * kWgStages * 8;  // + alignment slack, barriers
+
+template <typename T>
+__global__ void __launch_bounds__(kWgThreads) wgmma_gemm(const __grid_constant__ CUtensorMap map_a,
+                                                         const __grid_constant__ CUtensorMap map_b,
+                                                         StridedOps<T, float> ops, int64_t batch, int64_t M,
+                                                         int64_t N, int64_t K) {
+#if EMBER_SM90A
+  extern __shared__ uint8_t smem_wg[];
+  uint8_t* base = smem_wg + (1024 - dev::smem_addr32(smem_wg) % 1024) % 1024;  // the swizzle's 1024-byte period
+  T* sa = reinterpret_cast<T*>(base);                             // [stage] (128 m, 64 k), swizzled
+  T* sb = reinterpret_cast<T*>(base + kWgStages * kWgTileBytes);  // [stage] (128 n, 64 k), swizzled
+  uint64_t* full = reinterpret_cast<uint64_t*>(base + 2 * kWgStages * kWgTileBytes);
+  uint64_t* empty = full + kWgStages;
+  constexpr int kStageElems = kWgTileBytes / 2;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kWgStages; ++s) dev::mbar_init(&full[s], 1), dev::mbar_init(&empty[s], 2 * 128);
+    dev::mbar_fence_init();
+  }
+  __syncthreads();
+  const int wg = threadIdx.x / 128;
+  const int m0 = int(blockIdx.y) * kWgM, n0 = int(blockIdx.x) * kWgN;
+  const int64_t tiles = (K + kWgK - 1) / kWgK;
+  if (wg == 0) {  // producer: slice `it` (counted across batch entries) goes to stage it % kWgStages
+    if (threadIdx.x == 0) {
+      int64_t it = 0;
+      for (int64_t p = blockIdx.z; p < batch; p += gridDim.z)
+        for (int64_t kt = 0; kt < tiles; ++kt, ++it) {
+          const int s = int(it % kWgStages);
+          dev::mbar_wait(&empty[s], uint32_t((it / kWgStages) & 1) ^ 1);  // round 0: free at once
+          dev::mbar_arrive_expect_tx(&full[s], 2 * kWgTileBytes);
+          dev::tma_load_3d(sa + s * kStageElems, &map_a, &full[s], int(kt * kWgK), m0, int(p));
+          dev::tma_load_3d(sb + s * kStageElems, &map_b, &full[s], int(kt * kWgK), n0, int(p));
+        }
+    }
+    return;
+  }
+  const int rows = (wg - 1) * 64;  // this warpgroup's rows of the block tile
+  int64_t it = 0;
+  for (int64_t p = blockIdx.z; p < batch; p += gridDim.z) {
+    float d[64] = {};
+    for (int64_t kt = 0; kt < tiles; ++kt, ++it) {
+      const int s = int(it % kWgStages);
+      dev::mbar_wait(&full[s], uint32_t((it / kWgStages) & 1));
+      const T* a = sa + s * kStageElems + rows * kWgK;  // 64 rows of 128 bytes: 1024-byte aligned
+      const T* b = sb + s * kStageElems;
+      dev::wgmma_fence();  // orders the accumulator's register writes before the async MMAs
+#pragma unroll
+      for (int kk = 0; kk < kWgK; kk += 16)
+        dev::wgmma_m64n128k16<is_bf16<T>>(d, dev::wgmma_desc_k128(a + kk), dev::wgmma_desc_k128(b + kk), true);
+      dev::wgmma_commit();
+      dev::wgmma_wait<0>();  // the stage may be refilled only after the MMAs have read it
+      dev::mbar_arrive(&empty[s]);
+    }
+    // Epilogue in the accumulator layout of wgmma_m64n128k16 (device/wgmma.cuh).
+    const int lane = threadIdx.x % 32, w = (threadIdx.x % 128) / 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int64_t m = m0 + rows + 16 * w + g + (i >= 2 ? 8 : 0), n = n0 + 8 * j + 2 * t + (i & 1);
+        if (m < M && n < N) ops.store(p, m, n, d[4 * j + i]);
+      }
+  }
+#else
+  __trap();  // launched only on sm_90 devices from a build with sm_90a code (sm90_ready)
+#endif
+}
+
 }  // namespace
 
 namespace {
@@ -380,6 +465,76 @@ void sgemm(const StridedOps<float, float>& ops, int64_t batch, int64_t M, int64_
   }
 }
 
+// ---- sm_90a host side: tensor maps ------------------------------------------------------------
+
+// cuTensorMapEncodeTiled from the driver through the runtime, so the build needs no -lcuda.
+PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
+  static const auto fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    CUDA_CHECK("matmul", cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
+                                                          &found));
+    EMBER_CHECK_T(std::runtime_error, found == cudaDriverEntryPointSuccess && p, "matmul",
+                  "the CUDA driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+  }();
+  return fn;
+}
+
+// A K-major operand (element (r, k) of batch entry p at base[p bstride + r rstride + k]) as TMA sees
+// it: the strides TMA needs, or nothing when it cannot be described. TMA's rules: 16-byte aligned
+// base, strides multiples of 16 bytes, unit stride along K; ours: rows and batch entries that don't
+// overlap, coordinates within int32. Strides of extent-1 dims are replaced by harmless ones.
+struct TmaOperand {
+  bool ok = false;
+  int64_t rstride = 0, bstride = 0;
+};
+TmaOperand tma_operand(const void* base, int64_t kstride, int64_t rstride, int64_t bstride, int64_t K, int64_t rows,
+                       int64_t batch) {
+  TmaOperand t;
+  const int64_t big = int64_t(1) << 31;
+  if (!is_aligned(base, 16) || (kstride != 1 && K > 1) || K >= big || rows >= big || batch >= big) return t;
+  t.rstride = rows > 1 ? rstride : (K + 7) / 8 * 8;
+  t.bstride = batch > 1 ? bstride : rows * t.rstride;
+  t.ok = t.rstride % 8 == 0 && t.rstride >= K && t.bstride % 8 == 0 && t.bstride >= rows * t.rstride;
+  return t;
+}
+
+// The (K, rows, batch) tensor map of an operand, read in (64, 128, 1) boxes with the 128-byte swizzle.
+template <typename T>
+CUtensorMap tensor_map(const T* base, const TmaOperand& op, int64_t K, int64_t rows, int64_t batch) {
+  CUtensorMap map;
+  const cuuint64_t dims[3] = {cuuint64_t(K), cuuint64_t(rows), cuuint64_t(batch)};
+  const cuuint64_t strides[2] = {cuuint64_t(op.rstride) * sizeof(T), cuuint64_t(op.bstride) * sizeof(T)};
+  const cuuint32_t box[3] = {kWgK, kWgM, 1}, unit[3] = {1, 1, 1};
+  const auto dtype = is_bf16<T> ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  const CUresult r = encode_tiled()(&map, dtype, 3, const_cast<T*>(base), dims, strides, box, unit,
+                                    CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  EMBER_CHECK_T(std::runtime_error, r == CUDA_SUCCESS, "matmul", "cuTensorMapEncodeTiled failed (error ", int(r), ")");
+  return map;
+}
+
+// The sm_90a kernel runs on a compute-capability-9.0 device when this build holds sm_90a code.
+bool sm90_ready(int device) {
+  static const bool built = std::string_view(EMBER_CUDA_ARCHS).find("90a") != std::string_view::npos;
+  return built && compute_major(device) == 9;
+}
+
+// Launches wgmma_gemm when both operands are K-major and TMA can describe them; false otherwise.
+template <typename T>
+bool wgmma_gemm_if_possible(const StridedOps<T, float>& ops, int64_t batch, int64_t M, int64_t N, int64_t K,
+                            int device) {
+  const TmaOperand ta = tma_operand(ops.A, ops.csa, ops.rsa, ops.sa, K, M, batch);  // A (m, k): rows m
+  const TmaOperand tb = tma_operand(ops.B, ops.rsb, ops.csb, ops.sb, K, N, batch);  // B (k, n): rows n
+  if (!ta.ok || !tb.ok) return false;
+  const CUtensorMap map_a = tensor_map(ops.A, ta, K, M, batch), map_b = tensor_map(ops.B, tb, K, N, batch);
+  allow_smem<wgmma_gemm<T>>(device, kWgSmem);
+  wgmma_gemm<T><<<tile_grid(batch, M, N, kWgM, kWgN), kWgThreads, kWgSmem, stream_of(device)>>>(map_a, map_b, ops,
+                                                                                                 batch, M, N, K);
+  return true;
+}
+
 template <typename T, bool kAK, bool kBK>
 void launch_mma_pipelined(const StridedOps<T, float>& ops, int64_t batch, int64_t M, int64_t N, int64_t K,
                           int device) {
@@ -389,10 +544,12 @@ void launch_mma_pipelined(const StridedOps<T, float>& ops, int64_t batch, int64_
       ops, batch, M, N, K);
 }
 
-// 16-bit on sm_80+: the pipelined kernel when each operand is contiguous along one of its dims with
+// 16-bit on sm_80+: wgmma_gemm on sm_90 when both operands are K-major and TMA-describable, else
+// the pipelined kernel when each operand is contiguous along one of its dims with
 // 16-byte aligned rows (rows_16B; A along k or m, B along k or n), else mma_gemm (any strides).
 template <typename T>
 void hgemm(const StridedOps<T, float>& ops, int64_t batch, int64_t M, int64_t N, int64_t K, int device) {
+  if (sm90_ready(device) && wgmma_gemm_if_possible(ops, batch, M, N, K, device)) return;
   const bool a_k = rows_16B(ops.A, 2, ops.csa, K, ops.rsa, M, ops.sa, batch);
   const bool a_m = rows_16B(ops.A, 2, ops.rsa, M, ops.csa, K, ops.sa, batch);
   const bool b_k = rows_16B(ops.B, 2, ops.rsb, K, ops.csb, N, ops.sb, batch);

@@ -1,7 +1,13 @@
 """GEMM: GFLOP/s of ember's matmul next to NumPy (OpenBLAS) and PyTorch in the same run, as a ratio
 to the best peer and as a fraction of the FP32 peak (the measured per-core FMA rate times the
 threads; see harness.fp32_peak_gflops). Small sizes are also timed through the public API
-(`a @ b` on Tensors), since there the call overhead is the cost a user sees."""
+(`a @ b` on Tensors), since there the call overhead is the cost a user sees.
+
+On CUDA (`--device cuda`) every path of csrc/cuda/gemm.cu is run per dtype: float32 (exact),
+tf32 (em.set_float32_matmul_precision("high") and torch.backends.cuda.matmul.allow_tf32 = True),
+bfloat16 and float16; square sizes 256..8192 and transformer shapes; rates in GFLOP/s next to
+PyTorch (cuBLAS) in the same run, and the roofline is the dense tensor-core (or FP32) peak of the
+device's datasheet (GPU_PEAK_TFLOPS, keyed by the device name torch reports)."""
 from __future__ import annotations
 
 import os
@@ -29,7 +35,96 @@ def _cases(quick):
     return cases
 
 
+# Dense peaks in TFLOP/s from NVIDIA's datasheets (H100: "NVIDIA H100 Tensor Core GPU" datasheet;
+# H200: "NVIDIA H200 Tensor Core GPU" datasheet; A100: "NVIDIA A100 Tensor Core GPU" datasheet), the
+# figures without structured sparsity (the datasheets print tf32/bf16/fp16 with sparsity: halved here).
+GPU_PEAK_TFLOPS = {  # name fragment -> {path: TFLOP/s}
+    "H100 SXM": {"float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989},
+    "H100 NVL": {"float32": 60, "tf32": 418, "bfloat16": 835, "float16": 835},
+    "H100 PCIe": {"float32": 51, "tf32": 378, "bfloat16": 756, "float16": 756},
+    "H200": {"float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989},
+    "A100": {"float32": 19.5, "tf32": 156, "bfloat16": 312, "float16": 312},
+}
+# Checks: |ember - float64 reference| <= c sqrt(K) (unit inputs), c from the path's rounding.
+GPU_TOL = {"float32": 4e-6, "tf32": 2e-3, "bfloat16": 2e-2, "float16": 4e-3}
+
+
+def gpu_peak_gflops(torch, path):
+    """The datasheet peak of the current GPU for a path (GFLOP/s), NaN for an unlisted GPU."""
+    name = torch.cuda.get_device_name() if torch is not None else ""
+    if "H100" in name and not any(k in name for k in ("PCIe", "NVL")):
+        name = "H100 SXM " + name  # "NVIDIA H100 80GB HBM3" is the SXM part
+    for key, peaks in GPU_PEAK_TFLOPS.items():
+        if key in name:
+            return peaks[path] * 1e3
+    return float("nan")
+
+
+def _cuda_cases(quick):
+    squares = [256, 512, 1024, 2048] + ([] if quick else [4096, 8192])
+    cases = [(f"square_{n}", (n, n), (n, n), False, False) for n in squares]
+    t = 2048 if quick else 8192  # tokens: e.g. 8 sequences of 1024; GPT-2/BERT-base width 768
+    cases += [
+        ("qkv x@Wqkv^T", (t, 768), (768, 2304), False, True),   # linear: weight stored (out, in)
+        ("mlp_up x@W1^T", (t, 768), (768, 3072), False, True),
+        ("mlp_down h@W2^T", (t, 3072), (3072, 768), False, True),
+        ("dX = dY@W", (t, 3072), (3072, 768), False, False),
+        ("dW = dY^T@X", (3072, t), (t, 768), True, False),
+        ("batched_attn", (96, 1024, 64), (96, 64, 1024), False, False),  # 8 x 12 heads, Q K^T shapes
+    ]
+    return cases
+
+
+def _run_cuda(device, quick, repeat):
+    import contextlib
+
+    from .harness import run_case
+    torch = torch_peer(device)
+    rng = np.random.default_rng(0)
+    results = []
+    for path in ["float32", "tf32", "bfloat16", "float16"]:
+        dtype = "float32" if path == "tf32" else path
+        before = em.get_float32_matmul_precision()
+        em.set_float32_matmul_precision("high" if path == "tf32" else "highest")
+        if torch is not None:
+            torch.backends.cuda.matmul.allow_tf32 = path == "tf32"
+        peak = gpu_peak_gflops(torch, path)
+        try:
+            for name, sa, sb, ta, tb in _cuda_cases(quick):
+                a = rng.standard_normal(sa[::-1] if ta else sa).astype(np.float32)
+                b = rng.standard_normal(sb[::-1] if tb else sb).astype(np.float32)
+                ea, eb = em.tensor(a, dtype=dtype, device=device), em.tensor(b, dtype=dtype, device=device)
+                ea, eb = (ea.transpose(-1, -2) if ta else ea), (eb.transpose(-1, -2) if tb else eb)
+                k = ea.shape[-1]
+                flops = 2.0 * np.prod(ea.shape[:-1]) * eb.shape[-1] * k
+                peers = {}
+                if torch is not None:
+                    tdt = getattr(torch, dtype)
+                    tA, tB = torch.from_numpy(a).to(device, tdt), torch.from_numpy(b).to(device, tdt)
+                    tA, tB = (tA.transpose(-1, -2) if ta else tA), (tB.transpose(-1, -2) if tb else tB)
+                    peers["torch"] = lambda tA=tA, tB=tB: tA @ tB
+                    ref = (tA.double() @ tB.double()).cpu().numpy()  # the rounded inputs, in float64
+                else:
+                    ref = em.Tensor._wrap(ea._a).to("float64").cpu().numpy() @ \
+                        em.Tensor._wrap(eb._a).to("float64").cpu().numpy()
+                shape = f"{'x'.join(map(str, ea.shape))}@{'x'.join(map(str, eb.shape[-2:]))}"
+                r = run_case("gemm", name, shape, ember=lambda ea=ea, eb=eb: _C.matmul(ea._a, eb._a), peers=peers,
+                             reference=ref, tol=GPU_TOL[path] * np.sqrt(k), work=flops, unit="GFLOP/s",
+                             device=device, repeat=repeat, roofline=peak, dtype=path)
+                results.append(r)
+                del ea, eb, peers
+                with contextlib.suppress(Exception):
+                    torch.cuda.empty_cache()
+        finally:
+            em.set_float32_matmul_precision(before)
+            if torch is not None:
+                torch.backends.cuda.matmul.allow_tf32 = False
+    return results
+
+
 def run(device="cpu", quick=False, repeat=10):
+    if str(device).startswith("cuda"):
+        return _run_cuda(device, quick, repeat)
     rng = np.random.default_rng(0)
     torch = torch_peer(device)
     cuda = str(device).startswith("cuda")
