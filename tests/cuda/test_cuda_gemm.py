@@ -88,6 +88,22 @@ def test_transposes_batches_alpha(path, ta, tb):
     check(got, 0.5 * (ra @ rb), 0.5 * (np.abs(ra) @ np.abs(rb)), path, f"{path} ta={ta} tb={tb} seed {seed}")
 
 
+# Sizes whose strides qualify for the 16-byte and TMA paths (multiples of 8 elements) in every
+# transpose mode, with edges inside every tile (K = 8, 136 = 128 + 8, 264 = 256 + 8); and odd M, N
+# with K % 8 == 0, where only A and B both K-major (ta = False, tb = True: x @ W^T, the sm_90a wgmma
+# layout) take the fast paths.
+@pytest.mark.parametrize("mnk", [(1000, 136, 264), (8, 4104, 64), (4104, 24, 8), (127, 1001, 136)])
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_fast_path_layouts(path, mnk, ta, tb):
+    r, seed = rng()
+    M, N, K = mnk
+    a, b = r.standard_normal((2, M, K)), r.standard_normal((2, K, N))
+    got = gemm_poisoned(a, b, path, ta=ta, tb=tb)
+    ra, rb = rounded(a, path), rounded(b, path)
+    check(got, ra @ rb, np.abs(ra) @ np.abs(rb), path, f"{path} {mnk} ta={ta} tb={tb} seed {seed}")
+
+
 def test_beta_accumulates(path):
     r, seed = rng()
     a, b, c0 = r.standard_normal((2, 33, 129)), r.standard_normal((2, 129, 65)), r.standard_normal((2, 33, 65))

@@ -37,7 +37,7 @@ def _cases(quick):
 
 # Dense peaks in TFLOP/s from NVIDIA's datasheets (H100: "NVIDIA H100 Tensor Core GPU" datasheet;
 # H200: "NVIDIA H200 Tensor Core GPU" datasheet; A100: "NVIDIA A100 Tensor Core GPU" datasheet), the
-# figures without structured sparsity (the datasheets print tf32/bf16/fp16 with sparsity: halved here).
+# figures without structured sparsity (the H100/H200 sheets print tf32/bf16/fp16 with sparsity: halved here).
 GPU_PEAK_TFLOPS = {  # name fragment -> {path: TFLOP/s}
     "H100 SXM": {"float32": 67, "tf32": 495, "bfloat16": 989, "float16": 989},
     "H100 NVL": {"float32": 60, "tf32": 418, "bfloat16": 835, "float16": 835},
