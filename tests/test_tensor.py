@@ -115,3 +115,20 @@ def test_inplace_ops():
     assert t.tolist() == [2.0, 4.0, 6.0]
     t.zero_()
     assert t.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_cpu_blocks_aligned_reused_and_independent():
+    """cpu/memory.cpp: 64-byte aligned data at every size (2 MiB-aligned blocks from 2 MiB on, with
+    a 64-byte header), freed blocks handed out again, and no two live arrays sharing memory."""
+    sizes = [0, 1, 15, 16, 1023, 1024, 1025, 32768, 32769, (2 << 20) // 4 - 16, (3 << 20) // 4 + 1]
+    live = []
+    for n in sizes:
+        t = em.full((n,), float(n), dtype="float32")
+        assert t.data_ptr() % 64 == 0, n
+        live.append(t)
+    for n, t in zip(sizes, live):  # every array still holds its own value
+        assert n == 0 or np.all(t.numpy() == np.float32(n)), n
+    ptr = live[-1].data_ptr()
+    del live, t
+    again = em.empty(sizes[-1])  # the block just freed comes back from the cache
+    assert again.data_ptr() == ptr
