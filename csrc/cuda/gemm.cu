@@ -369,7 +369,7 @@ __global__ void __launch_bounds__(kWgThreads) wgmma_gemm(const __grid_constant__
                                                          int64_t N, int64_t K) {
 #if EMBER_SM90A
   extern __shared__ uint8_t smem_wg[];
-  uint8_t* base = smem_wg + (1024 - dev::smem_addr32(smem_wg) % 1024) % 1024;  // the swizzle's 1024-byte period
+  uint8_t* base = smem_wg + (1024 - dev::smem_u32(smem_wg) % 1024) % 1024;  // the swizzle's 1024-byte period
   T* sa = reinterpret_cast<T*>(base);                             // [stage] (128 m, 64 k), swizzled
   T* sb = reinterpret_cast<T*>(base + kWgStages * kWgTileBytes);  // [stage] (128 n, 64 k), swizzled
   uint64_t* full = reinterpret_cast<uint64_t*>(base + 2 * kWgStages * kWgTileBytes);

@@ -18,6 +18,12 @@ constexpr unsigned kFullMask = 0xffffffffu;
 __device__ __forceinline__ int64_t global_thread() { return int64_t(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ int64_t grid_threads() { return int64_t(gridDim.x) * blockDim.x; }
 
+// A shared-memory pointer as the 32-bit shared-window address that PTX's shared-state operands
+// (cp.async, ldmatrix, mbarrier, TMA, wgmma descriptors) take.
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
 // __shfl_down_sync of any trivially copyable type, one 32-bit word at a time. `width` (a power of two
 // <= 32) splits the warp into independent segments, as in the CUDA intrinsic.
 template <typename T>

@@ -7,12 +7,9 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <cstdint>
+#include "cuda/device/common.cuh"
 
 namespace ember::cuda::dev {
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 // 16 bytes, bypassing L1 (.cg: each tile is read once per block; L2 keeps it for the neighbours).
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
