@@ -68,28 +68,10 @@ void forward_row(RnnKind kind, int64_t H, int64_t j0, int64_t j1, bool active, T
     for (int64_t j = j0; j < j1; ++j) o[j] = h_new[j];
 }
 
-// One batch row's operands for the backward step (null where absent).
-template <typename T>
-struct BackwardRow {
-  const T *gates, *extra, *h_prev, *c_prev, *h_new, *dout, *dh_next, *dc_next;
-  T *dx, *dh_side, *carry, *dc_prev;
-};
-
-template <RnnKind K, typename T>
-void backward_units(const BackwardRow<T>& r, int64_t H, int64_t j0, int64_t j1) {
-  for (int64_t j = j0; j < j1; ++j) {
-    T carry = 0, dc_prev = 0;
-    rnn_backward_unit(K, H, j, r.gates, r.extra, r.h_prev, r.c_prev, r.h_new, r.dh_next[j] + r.dout[j],
-                      r.dc_next ? r.dc_next[j] : T(0), r.dx, r.dh_side, carry, dc_prev);
-    r.carry[j] = carry;
-    if (r.dc_prev) r.dc_prev[j] = dc_prev;
-  }
-}
-
 // One batch row's backward over units [j0, j1); for padding the gradients pass through untouched.
 // dout is always given; dc_next/dc_prev exactly for the LSTM.
 template <typename T>
-void backward_row(RnnKind kind, const BackwardRow<T>& r, int64_t H, int64_t j0, int64_t j1, bool active) {
+void backward_row(RnnKind kind, const RnnBackwardRow<T>& r, int64_t H, int64_t j0, int64_t j1, bool active) {
   if (!active) {
     for (int g = 0; g < rnn_gate_count(kind); ++g)
       for (int64_t j = j0; j < j1; ++j) r.dx[g * H + j] = r.dh_side[g * H + j] = T(0);
@@ -99,21 +81,13 @@ void backward_row(RnnKind kind, const BackwardRow<T>& r, int64_t H, int64_t j0, 
     }
     return;
   }
-  if constexpr (std::is_same_v<T, float>) {
-    simd().rnn_backward_row_f32(kind, H, j0, j1, r.gates, r.extra, r.h_prev, r.c_prev, r.h_new, r.dout, r.dh_next,
-                                r.dc_next, r.dx, r.dh_side, r.carry, r.dc_prev);
-  } else {
-    switch (kind) {  // one loop per kind: with the kind a constant, each loop body vectorises
-      case RnnKind::lstm: backward_units<RnnKind::lstm>(r, H, j0, j1); break;
-      case RnnKind::gru: backward_units<RnnKind::gru>(r, H, j0, j1); break;
-      case RnnKind::rnn_tanh: backward_units<RnnKind::rnn_tanh>(r, H, j0, j1); break;
-      case RnnKind::rnn_relu: backward_units<RnnKind::rnn_relu>(r, H, j0, j1); break;
-    }
-  }
+  if constexpr (std::is_same_v<T, float>) simd().rnn_backward_row_f32(kind, H, j0, j1, r);
+  else rnn_backward_units<2>(kind, r, H, j0, j1);  // float64: the checking path
 }
 
-// The gate math costs ~10 cycles per unit (several exp), far more than an elementwise add, so rows
-// go to threads from 8K gate values on (a 32 x 256 LSTM step: 29 -> ~16 us on two cores).
+// The gate math costs several cycles per unit (five nonlinearities for the LSTM), far more than an
+// elementwise add, so rows go to threads from 8K gate values on (a 32 x 256 LSTM step: 29 -> ~16 us
+// on two cores, measured with the exp-based nonlinearities).
 int64_t grain_rows(int64_t H, int gates) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, H * gates)); }
 
 // ---- whole sequences ----------------------------------------------------------------------------
@@ -176,7 +150,7 @@ struct BackwardSequence {
   int64_t steps;
 
   int64_t time(int64_t i) const { return reverse ? i : steps - 1 - i; }
-  BackwardRow<T> row(int64_t i, int64_t b) const {
+  RnnBackwardRow<T> row(int64_t i, int64_t b) const {
     const int64_t t = time(i), in = rnn_slot_in(reverse, t);
     const Array &dh_from = i == 0 ? dy : dh_buf, &dc_from = i == 0 ? dy : dc_buf;
     const int64_t dh_slot = i == 0 ? steps : (i - 1) % 2, dc_slot = i == 0 ? steps + 1 : (i - 1) % 2;
@@ -337,7 +311,7 @@ void rnn_step_backward(RnnKind kind, const Array& gates, const Array& extra, con
     using T = decltype(tag);
     parallel_for(B, grain_rows(H, rnn_gate_count(kind)), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        BackwardRow<T> r{ptr<T>(gates, b), ptr<T>(extra, b), ptr<T>(h_prev, b), ptr<T>(c_prev, b), ptr<T>(h_new, b),
+        RnnBackwardRow<T> r{ptr<T>(gates, b), ptr<T>(extra, b), ptr<T>(h_prev, b), ptr<T>(c_prev, b), ptr<T>(h_new, b),
                          ptr<T>(dout, b), ptr<T>(dh_next, b), ptr<T>(dc_next, b), ptr<T>(dx, b), ptr<T>(dh_side, b),
                          ptr<T>(carry, b), ptr<T>(dc_prev, b)};
         backward_row<T>(kind, r, H, 0, H, row_active(lengths, b, t));

@@ -408,36 +408,8 @@ void rnn_forward_row_f32(RnnKind k, int64_t H, int64_t j0, int64_t j1, float* a,
   }
 }
 
-// The backward of rnn_forward_row_f32's units (core/rnn_math.h): dh = dh_next + dout, and for the
-// LSTM dc_next and dc_prev; dx and dh_side may be one array (they differ only in the GRU's n gate).
-struct BackwardRowF32 {
-  const float *gates, *extra, *h_prev, *c_prev, *h_new, *dout, *dh_next, *dc_next;
-  float *dx, *dh_side, *carry, *dc_prev;
-};
-
-template <RnnKind K>
-void rnn_backward_units(const BackwardRowF32& r, int64_t H, int64_t j0, int64_t j1) {
-#pragma omp simd simdlen(2 * kVecFloats)
-  for (int64_t j = j0; j < j1; ++j) {
-    float cr = 0.0f, dcp = 0.0f;
-    rnn_backward_unit(K, H, j, r.gates, r.extra, r.h_prev, r.c_prev, r.h_new, r.dh_next[j] + r.dout[j],
-                      K == RnnKind::lstm ? r.dc_next[j] : 0.0f, r.dx, r.dh_side, cr, dcp);
-    r.carry[j] = cr;
-    if constexpr (K == RnnKind::lstm) r.dc_prev[j] = dcp;
-  }
-}
-
-void rnn_backward_row_f32(RnnKind k, int64_t H, int64_t j0, int64_t j1, const float* gates, const float* extra,
-                          const float* h_prev, const float* c_prev, const float* h_new, const float* dout,
-                          const float* dh_next, const float* dc_next, float* dx, float* dh_side, float* carry,
-                          float* dc_prev) {
-  const BackwardRowF32 r{gates, extra, h_prev, c_prev, h_new, dout, dh_next, dc_next, dx, dh_side, carry, dc_prev};
-  switch (k) {  // one loop per kind, each a straight vectorisable body
-    case RnnKind::lstm: return rnn_backward_units<RnnKind::lstm>(r, H, j0, j1);
-    case RnnKind::gru: return rnn_backward_units<RnnKind::gru>(r, H, j0, j1);
-    case RnnKind::rnn_tanh: return rnn_backward_units<RnnKind::rnn_tanh>(r, H, j0, j1);
-    case RnnKind::rnn_relu: return rnn_backward_units<RnnKind::rnn_relu>(r, H, j0, j1);
-  }
+void rnn_backward_row_f32(RnnKind k, int64_t H, int64_t j0, int64_t j1, const RnnBackwardRow<float>& r) {
+  rnn_backward_units<2 * kVecFloats>(k, r, H, j0, j1);
 }
 
 double exp_sum_f32(const float* x, float shift, float* out, int64_t n) {

@@ -9,6 +9,40 @@
 
 namespace ember::cpu {
 
+// One batch row's operands for a recurrent cell's backward step (null where absent: dc_next and
+// dc_prev but for the LSTM, extra for the RNN).
+template <typename T>
+struct RnnBackwardRow {
+  const T *gates, *extra, *h_prev, *c_prev, *h_new, *dout, *dh_next, *dc_next;
+  T *dx, *dh_side, *carry, *dc_prev;
+};
+
+// The row's backward over units [j0, j1) (core/rnn_math.h): dh = dh_next + dout, and dc_next for the
+// LSTM; dx and dh_side may be one array. One loop per cell kind (the switch picks it), so each body
+// vectorises, kSimdLen lanes per iteration. Shared by the table's float32 entry (compiled per ISA,
+// two vectors wide) and cpu/rnn.cpp's float64 path.
+template <int kSimdLen, RnnKind K, typename T>
+inline void rnn_backward_units(const RnnBackwardRow<T>& r, int64_t H, int64_t j0, int64_t j1) {
+#pragma omp simd simdlen(kSimdLen)
+  for (int64_t j = j0; j < j1; ++j) {
+    T carry = T(0), dc_prev = T(0);
+    rnn_backward_unit(K, H, j, r.gates, r.extra, r.h_prev, r.c_prev, r.h_new, r.dh_next[j] + r.dout[j],
+                      K == RnnKind::lstm ? r.dc_next[j] : T(0), r.dx, r.dh_side, carry, dc_prev);
+    r.carry[j] = carry;
+    if constexpr (K == RnnKind::lstm) r.dc_prev[j] = dc_prev;
+  }
+}
+
+template <int kSimdLen, typename T>
+inline void rnn_backward_units(RnnKind k, const RnnBackwardRow<T>& r, int64_t H, int64_t j0, int64_t j1) {
+  switch (k) {
+    case RnnKind::lstm: return rnn_backward_units<kSimdLen, RnnKind::lstm>(r, H, j0, j1);
+    case RnnKind::gru: return rnn_backward_units<kSimdLen, RnnKind::gru>(r, H, j0, j1);
+    case RnnKind::rnn_tanh: return rnn_backward_units<kSimdLen, RnnKind::rnn_tanh>(r, H, j0, j1);
+    case RnnKind::rnn_relu: return rnn_backward_units<kSimdLen, RnnKind::rnn_relu>(r, H, j0, j1);
+  }
+}
+
 struct SimdKernels {
   const char* isa;
   // out[i] = a[i*sa] op b[i*sb], sa/sb in {0, 1} (0 = a broadcast scalar). Returns false when the
@@ -35,12 +69,8 @@ struct SimdKernels {
   // c_prev/c_new (LSTM only) and extra (RNN: none) may be null when the cell has none.
   void (*rnn_forward_row_f32)(RnnKind k, int64_t H, int64_t j0, int64_t j1, float* a, const float* hn,
                               const float* h_prev, const float* c_prev, float* h_new, float* c_new, float* extra);
-  // Its backward over the same units from the forward's gates and extra: dh = dh_next + dout,
-  // dc_next/dc_prev for the LSTM (else null); writes dx, dh_side (may be one array), carry.
-  void (*rnn_backward_row_f32)(RnnKind k, int64_t H, int64_t j0, int64_t j1, const float* gates, const float* extra,
-                               const float* h_prev, const float* c_prev, const float* h_new, const float* dout,
-                               const float* dh_next, const float* dc_next, float* dx, float* dh_side, float* carry,
-                               float* dc_prev);
+  // Its backward over the same units: rnn_backward_units, two vectors per iteration.
+  void (*rnn_backward_row_f32)(RnnKind k, int64_t H, int64_t j0, int64_t j1, const RnnBackwardRow<float>& r);
   // out[i] = exp(x[i] - shift) (out may be x); returns the sum of the out[i]: one pass of a softmax.
   double (*exp_sum_f32)(const float* x, float shift, float* out, int64_t n);
   // out[i] = g[i] * f'(x[i]) for the smooth activations (gelu, gelu_tanh, tanh, sigmoid); false
