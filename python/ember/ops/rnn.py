@@ -4,9 +4,10 @@ Forward: the input projection of every time step is ONE GEMM (T*B rows); then th
 C++ (_C.rnn_sequence_forward, core/rnn.cpp): per step the hidden projection GEMM (h @ W_hh^T, W_hh^T
 packed once per sequence) adds into the step's rows of that projection, and the fused cell kernel
 writes h, c and overwrites those rows with the activations backward needs (the projection's buffer
-is handed to the op and becomes its saved state). Backward through time (_C.rnn_sequence_backward) walks the steps in reverse with the
-fused backward kernel and one GEMM per step for the gradient reaching h_{t-1}; the weight gradients
-are then ONE GEMM each over all steps (dW_ih = dXG^T X, dW_hh = dHG^T H_prev).
+is handed to the op and becomes its saved state). Backward through time (_C.rnn_sequence_backward)
+walks the steps in reverse with the fused backward kernel and one GEMM per step for the gradient
+reaching h_{t-1}; the weight gradients are then ONE GEMM each over all steps (dW_ih = dXG^T X,
+dW_hh = dHG^T H_prev).
 
 The op's output is one (T + 2, B, H) array: the T outputs, then h_n and c_n (zeros for RNN/GRU),
 so a single autograd node carries all three; the caller slices them (views)."""
@@ -56,9 +57,10 @@ def recurrent_layer(mode, x: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor,
     def backward(g):
         dxg, dhg, dh0, dc0 = _C.rnn_sequence_backward(seq, w_hh._a, g._a)
         DXG, DHG = dxg.reshape([T * B, G * H]), dhg.reshape([T * B, G * H])
-        db_ih = _sum_rows(DXG) if b_ih is not None or b_hh is not None else None
+        bias_grads = any(b is not None and b.requires_grad for b in (b_ih, b_hh))
+        db_ih = _sum_rows(DXG) if bias_grads else None
         # the same sum unless GRU (n gate); a copy, so the two .grad arrays never share storage
-        db_hh = db_ih.clone() if kind != _C.RnnKind.gru else _sum_rows(DHG)
+        db_hh = None if not bias_grads else db_ih.clone() if kind != _C.RnnKind.gru else _sum_rows(DHG)
         grads = [
             wrap(_C.matmul(DXG, w_ih._a).reshape([T, B, I])) if x.requires_grad else None,
             wrap(dh0) if h0.requires_grad else None,
