@@ -8,7 +8,7 @@ import pytest
 import ember as em
 import ember.nn as nn
 import ember.nn.functional as F
-from helpers.check import assert_close, check_op, gradcheck_op, rng
+from helpers.check import assert_close, check_op, gradcheck_op, rng, tolerance
 
 
 class Tiny(nn.Module):
@@ -206,3 +206,52 @@ def test_init_functions():
     assert np.all(w.numpy() == 3)
     with pytest.raises(ValueError, match="fan"):
         nn.init.xavier_uniform_(em.empty(5))
+
+
+# ---- batch norm: training steps, then eval, against PyTorch -------------------------------------
+
+BN_CASES = [("BatchNorm2d", (5, 3, 7, 4)), ("BatchNorm1d", (11, 3)), ("BatchNorm1d", (6, 3, 5))]
+
+
+def _train_then_eval(layer, x_batches, cots, fw, steps):
+    """SGD steps on sum(layer(x) * cot) through `fw` (ember or torch), then one eval-mode output."""
+    opt = fw.optim.SGD(layer.parameters(), lr=0.2, momentum=0.9)
+    for x, cot in zip(x_batches[:steps], cots):
+        opt.zero_grad()
+        (layer(fw.tensor(x)) * fw.tensor(cot)).sum().backward()
+        opt.step()
+    layer.eval()
+    return layer(fw.tensor(x_batches[steps]))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("cls,shape", BN_CASES)
+def test_batch_norm_train_then_eval_matches_torch(cls, shape, momentum, dtype):
+    """Running mean, unbiased running variance, momentum (None: cumulative average), the affine
+    parameters after SGD steps through the backward, and the eval-mode output all follow PyTorch."""
+    torch = pytest.importorskip("torch")
+    r, _ = rng()
+    steps = 4
+    xs = [(r.standard_normal(shape) * 3 + 2).astype(dtype) for _ in range(steps + 1)]
+    cots = [r.standard_normal(shape).astype(dtype) for _ in range(steps)]
+    t_layer = getattr(torch.nn, cls)(3, momentum=momentum).to(getattr(torch, dtype))
+    e_layer = getattr(nn, cls)(3, momentum=momentum, dtype=dtype)
+    with torch.no_grad():  # non-trivial affine parameters, the same in both
+        t_layer.weight.copy_(torch.tensor(r.uniform(0.5, 2.0, 3)))
+        t_layer.bias.copy_(torch.tensor(r.standard_normal(3)))
+    e_layer.load_state_dict({k: em.tensor(v.numpy()) for k, v in t_layer.state_dict().items()})
+    y_e = _train_then_eval(e_layer, xs, cots, em, steps)
+    y_t = _train_then_eval(t_layer, xs, cots, torch, steps)
+    count = int(np.prod(shape)) // 3
+    tol = 1e-10 if dtype == "float64" else tolerance(dtype, count, ulps=64)
+    for k, v in t_layer.state_dict().items():
+        assert_close(e_layer.state_dict()[k].detach().numpy(), v.numpy(), tol, msg=k)
+    assert_close(y_e.detach().numpy(), y_t.detach().numpy(), tol, msg="eval output")
+
+
+def test_batch_norm_constructor_checks():
+    for kwargs, what in [({"num_features": 0}, "num_features"), ({"num_features": 2.5}, "num_features"),
+                         ({"num_features": 3, "eps": 0.0}, "eps"), ({"num_features": 3, "momentum": 1.5}, "momentum")]:
+        with pytest.raises(ValueError, match=rf"\[BatchNorm2d\] {what}"):
+            nn.BatchNorm2d(**kwargs)
