@@ -14,6 +14,7 @@ SUITES = {
     "rnn": "ember.bench.rnn",                  # LSTM/GRU forward + backward, GFLOP/s of the GEMM work
     "attention": "ember.bench.attention",      # SDPA forward and forward+backward, GFLOP/s; BERT sentences/s
     "train": "ember.bench.train",              # MLP training step (ms) and the fused Adam update (GB/s)
+    "overhead": "ember.bench.overhead",        # per-call cost of small ops, tiny MLPs and a fit step (kcall/s)
 }
 
 

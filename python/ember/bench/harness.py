@@ -352,12 +352,14 @@ def print_table(results, file=None):
     peers = sorted({p for r in results for p in r.peers})
     cw, sw = max(len(r.case) for r in results) + 2, max(len(r.shape) for r in results) + 2
     unit = results[0].unit
-    head = (f"{'case':<{cw}}{'shape':<{sw}}{'ms':>9}{'min ms':>9}{unit:>10}"
+    # Tables of microsecond calls print us, so that 0.0014 ms reads as 1.40
+    tu, scale = ("us", 1e3) if max((r.ms for r in results if r.ms == r.ms), default=1.0) < 1.0 else ("ms", 1.0)
+    head = (f"{'case':<{cw}}{'shape':<{sw}}{tu:>9}{'min ' + tu:>9}{unit:>10}"
             + "".join(f"{p:>{_peer_width(p)}}" for p in peers) + f"{'vs best':>9}{'%roof':>7}  check")
     print(head, file=file)
     print("-" * len(head), file=file)
     for r in results:
-        line = (f"{r.case:<{cw}}{r.shape:<{sw}}{_num(r.ms, 9, 3)}{_num(r.ms_min, 9, 3)}{_num(r.rate, 10, 1)}"
+        line = (f"{r.case:<{cw}}{r.shape:<{sw}}{_num(r.ms * scale, 9, 3)}{_num(r.ms_min * scale, 9, 3)}{_num(r.rate, 10, 1)}"
                 + "".join(_num(r.peers.get(p, NAN), _peer_width(p), 1) for p in peers)
                 + f"{_num(r.ratio, 9, 2)}{_roof(r)}  {'ok' if r.valid else 'FAILED'}")
         print(line, file=file)
