@@ -4,6 +4,7 @@ nodes in reverse topological order and accumulates with +=."""
 from __future__ import annotations
 
 import threading
+import weakref
 
 class _State(threading.local):
     """Per thread grad mode, set in __init__ (run once in each thread): reading it never misses, as a
@@ -78,6 +79,48 @@ def attach(out, parents, backward, name):
     return out
 
 
+# ---- hooks (what DistributedDataParallel overlaps its gradient all-reduce with) ---------------
+_grad_hooks: dict = {}       # id(leaf) -> [hook(leaf)], dropped when the leaf is collected
+_end_callbacks: list = []    # run once when the backward pass in progress finishes
+
+
+class HookHandle:
+    def __init__(self, key, hook):
+        self.key, self.hook = key, hook
+
+    def remove(self):
+        hooks = _grad_hooks.get(self.key, [])
+        if self.hook in hooks:
+            hooks.remove(self.hook)
+        if not hooks:
+            _grad_hooks.pop(self.key, None)
+
+
+def register_post_accumulate_grad_hook(leaf, hook) -> HookHandle:
+    """Calls hook(leaf) each time a backward pass has finished accumulating into leaf.grad (PyTorch's
+    Tensor.register_post_accumulate_grad_hook): the grad is final for that pass when the hook runs,
+    since a leaf is visited after every node that feeds it. Returns a handle with remove()."""
+    if leaf._node is not None or not leaf.requires_grad:
+        raise ValueError("[register_post_accumulate_grad_hook] the tensor must be a leaf that requires grad "
+                         f"(shape {leaf.shape}, requires_grad={leaf.requires_grad}, leaf={leaf._node is None})")
+    key = id(leaf)
+    if key not in _grad_hooks:
+        _grad_hooks[key] = []
+        weakref.finalize(leaf, _grad_hooks.pop, key, None)  # an id is reused once its tensor is gone
+    _grad_hooks[key].append(hook)
+    return HookHandle(key, hook)
+
+
+def queue_callback(fn) -> None:
+    """Runs fn() once, when the backward pass in progress has finished (called from a hook)."""
+    _end_callbacks.append(fn)
+
+
+def _run_end_callbacks():
+    while _end_callbacks:
+        _end_callbacks.pop(0)()
+
+
 def _topological_order(root):
     order, seen, stack = [], set(), [(root, False)]
     while stack:
@@ -97,30 +140,40 @@ def _topological_order(root):
 
 
 def run_backward(root, grad):
+    try:
+        with no_grad():
+            _backward_pass(_topological_order(root), {id(root): grad})
+            _run_end_callbacks()
+    finally:
+        _end_callbacks.clear()  # a failed pass leaves nothing queued for the next one
+
+
+def _backward_pass(order, grads):
     from ..tensor import Tensor
 
-    grads = {id(root): grad}
-    with no_grad():
-        for t in _topological_order(root):
-            g = grads.pop(id(t), None)
-            if g is None:
+    for t in order:
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if t._node is None:  # a leaf: accumulate into .grad
+            if t.grad is None:
+                t.grad = Tensor._wrap(g._a.clone()) if g._a.same_storage(t._a) else g
+            else:
+                t.grad = t.grad + g
+            if _grad_hooks:
+                for hook in tuple(_grad_hooks.get(id(t), ())):
+                    hook(t)
+            continue
+        if t._retain_grad:
+            t.grad = g if t.grad is None else t.grad + g
+        parent_grads = t._node.backward(g)
+        for p, pg in zip(t._node.parents, parent_grads):
+            if p is None or pg is None or not p.requires_grad:
                 continue
-            if t._node is None:  # a leaf: accumulate into .grad
-                if t.grad is None:
-                    t.grad = Tensor._wrap(g._a.clone()) if g._a.same_storage(t._a) else g
-                else:
-                    t.grad = t.grad + g
-                continue
-            if t._retain_grad:
-                t.grad = g if t.grad is None else t.grad + g
-            parent_grads = t._node.backward(g)
-            for p, pg in zip(t._node.parents, parent_grads):
-                if p is None or pg is None or not p.requires_grad:
-                    continue
-                if pg.dtype != p.dtype:
-                    pg = pg.to(p.dtype)
-                if pg.shape != p.shape:
-                    raise RuntimeError(f"[backward] {t._node.name} produced a gradient of shape "
-                                       f"{pg.shape} for an input of shape {p.shape}")
-                prev = grads.get(id(p))
-                grads[id(p)] = pg if prev is None else prev + pg
+            if pg.dtype != p.dtype:
+                pg = pg.to(p.dtype)
+            if pg.shape != p.shape:
+                raise RuntimeError(f"[backward] {t._node.name} produced a gradient of shape "
+                                   f"{pg.shape} for an input of shape {p.shape}")
+            prev = grads.get(id(p))
+            grads[id(p)] = pg if prev is None else prev + pg
