@@ -18,6 +18,7 @@ import numpy as np
 from .. import nn
 from ..autograd import no_grad
 from ..nn import functional as F
+from ..nn.transformer import attention_probabilities, record_weights
 from ..ops.creation import arange, tensor, zeros
 from ..ops.linalg import linear
 from ..ops.shape import cat
@@ -69,6 +70,8 @@ class _Dense(nn.Module):
 
 
 class _SelfAttention(nn.Module):
+    attention_sink = None   # a list set by ember.explain.record_attention: every forward appends its weights
+
     def __init__(self, c: BertConfig):
         super().__init__()
         self.heads, self.head_dim = c.num_attention_heads, c.hidden_size // c.num_attention_heads
@@ -82,6 +85,8 @@ class _SelfAttention(nn.Module):
         qkv = linear(x, w, b).reshape(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask,
                                              dropout_p=self.p if self.training else 0.0)
+        if self.attention_sink is not None:
+            record_weights(self, attention_probabilities(qkv[0], qkv[1], mask))
         return out.permute(0, 2, 1, 3).reshape(B, T, E)
 
 

@@ -23,6 +23,24 @@ def causal_mask(L, S, device=None):
     return arange(L, device=device).unsqueeze(1) >= arange(S, device=device).unsqueeze(0)
 
 
+def attention_probabilities(q, k, mask=None, causal=False):
+    """softmax(q k^T / sqrt(d) + mask) as a (B, H, L, S) tensor: the weights the flash kernel never
+    materialises, built only when someone asks for them (need_weights, ember.explain). mask is an
+    SDPA mask: bool True = may attend, or additive."""
+    s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
+    if causal:
+        mask = causal_mask(s.shape[-2], s.shape[-1], s.device)
+    if mask is not None:
+        s = s.masked_fill(~mask, -math.inf) if mask.dtype == dtypes.bool else s + mask
+    return s.softmax(-1)
+
+
+def record_weights(module, weights):
+    """Hands a layer's (B, H, L, S) attention probabilities to the list that ember.explain set on
+    it (module.attention_sink); a layer without a sink (the default) records nothing."""
+    module.attention_sink.append(weights.detach().cpu().numpy())
+
+
 def _sdpa_mask(attn_mask, key_padding_mask, B, H, L, S):
     """PyTorch's MHA masks (bool True = may NOT attend; float = added to the scores; attn_mask (L, S)
     or (B*H, L, S), key_padding_mask (B, S)) as one SDPA mask (bool True = may attend, or additive),
@@ -56,6 +74,8 @@ def _sdpa_mask(attn_mask, key_padding_mask, B, H, L, S):
 class MultiheadAttention(Module):
     """PyTorch's nn.MultiheadAttention for embed_dim-sized queries, keys and values (kdim = vdim =
     embed_dim). forward returns (output, weights averaged over heads or None)."""
+
+    attention_sink = None   # a list set by ember.explain.record_attention: every forward appends its weights
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, device=None, dtype=None):
         super().__init__()
@@ -115,21 +135,15 @@ class MultiheadAttention(Module):
         if unbatched:
             out = out.squeeze(1 if not self.batch_first else 0)
         weights = None
+        if need_weights or self.attention_sink is not None:
+            weights = attention_probabilities(q, k, mask, causal)
+            if self.attention_sink is not None:
+                record_weights(self, weights)
         if need_weights:
-            weights = self._weights(q, k, mask, causal)
             weights = weights.mean(1) if average_attn_weights else weights
             if unbatched:
                 weights = weights.squeeze(0)
-        return out, weights
-
-    def _weights(self, q, k, mask, causal):
-        """The (B, H, L, S) attention probabilities, materialised (only for need_weights)."""
-        s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
-        if causal:
-            mask = causal_mask(s.shape[-2], s.shape[-1], s.device)
-        if mask is not None:
-            s = s.masked_fill(~mask, -math.inf) if mask.dtype == dtypes.bool else s + mask
-        return s.softmax(-1)
+        return out, weights if need_weights else None
 
     def extra_repr(self):
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, batch_first={self.batch_first}"
