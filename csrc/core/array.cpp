@@ -61,12 +61,19 @@ Shape Array::contiguous_strides(const Shape& shape) {
 }
 
 Array Array::empty(const Shape& shape, DType dtype, Device device) {
-  int64_t n = 1;
+  int64_t n = 1, nbytes = 0;
+  bool overflow = false;
   for (int64_t s : shape) {
     EMBER_CHECK(s >= 0, "empty", "negative dimension in shape ", shape_str(shape));
-    n *= s;
+    overflow |= __builtin_mul_overflow(n, s, &n);
   }
-  auto st = Storage::allocate(size_t(n) * ember::itemsize(dtype), device);
+  // A wrapped byte count would allocate a tiny block for a huge shape: refuse before allocating.
+  overflow |= __builtin_mul_overflow(n, int64_t(ember::itemsize(dtype)), &nbytes);
+  const bool has_zero = std::find(shape.begin(), shape.end(), 0) != shape.end();
+  if (has_zero) nbytes = 0, overflow = false;
+  EMBER_CHECK_T(OutOfMemory, !overflow, "empty", "shape ", shape_str(shape), " of ", dtype_name(dtype),
+                " needs more than 2^63 bytes");
+  auto st = Storage::allocate(size_t(nbytes), device);
   return Array(std::move(st), shape, contiguous_strides(shape), 0, dtype);
 }
 

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import operator
+import os
 
 import numpy as np
 
@@ -34,6 +36,28 @@ def _shape(size, op) -> list:
     if any(s < 0 for s in shape):
         raise ValueError(f"[{op}] negative dimension in shape {tuple(shape)}")
     return shape
+
+
+@functools.lru_cache(maxsize=1)
+def _host_memory_bytes() -> int:
+    """Physical memory of this machine (0 where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _check_size(op, shape, dtype, device):
+    """Refuses, before any allocation, a tensor whose byte count (exact, in Python ints) cannot be
+    addressed (>= 2^63, where the C++ size arithmetic would overflow) or exceeds the host's memory."""
+    nbytes = math.prod(shape) * _dt.get_dtype(dtype).itemsize
+    limit, what = 2 ** 63 - 1, "the 2^63 bytes an array can address"
+    host = _host_memory_bytes()
+    if device == "cpu" and 0 < host < limit:
+        limit, what = host, f"this machine's memory ({host / 2 ** 30:.1f} GiB)"
+    if nbytes > limit:
+        raise MemoryError(f"[{op}] shape {tuple(shape)} of {_dt.get_dtype(dtype).name} needs {nbytes} bytes "
+                          f"({nbytes / 2 ** 30:.4g} GiB), more than {what}")
 
 
 def _default_dtype(arr: np.ndarray):
@@ -75,26 +99,32 @@ def _resolve_dtype(dtype, default=_dt.float32):
     return (default if dtype is None else _dt.get_dtype(dtype)).name
 
 
+def _filled(op, shape, fill_value, dtype, device, requires_grad) -> Tensor:
+    dtype, device = _resolve_dtype(dtype), _dev(device)
+    _check_size(op, shape, dtype, device)
+    return Tensor._wrap(_C.full(shape, float(fill_value), dtype, device), requires_grad=requires_grad)
+
+
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     if dtype is None:
         dtype = _dt.bool if isinstance(fill_value, bool) else (
             _dt.int64 if isinstance(fill_value, builtins.int) else _dt.float32)
-    a = _C.full(_shape((size,) if isinstance(size, builtins.int) else tuple(size), "full"),
-                float(fill_value), _resolve_dtype(dtype), _dev(device))
-    return Tensor._wrap(a, requires_grad=requires_grad)
+    shape = _shape((size,) if isinstance(size, builtins.int) else tuple(size), "full")
+    return _filled("full", shape, fill_value, dtype, device, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return full(_shape(size, "zeros"), 0.0, dtype or _dt.float32, device, requires_grad)
+    return _filled("zeros", _shape(size, "zeros"), 0.0, dtype, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return full(_shape(size, "ones"), 1.0, dtype or _dt.float32, device, requires_grad)
+    return _filled("ones", _shape(size, "ones"), 1.0, dtype, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    a = _C.empty(_shape(size, "empty"), _resolve_dtype(dtype), _dev(device))
-    return Tensor._wrap(a, requires_grad=requires_grad)
+    shape, dtype, device = _shape(size, "empty"), _resolve_dtype(dtype), _dev(device)
+    _check_size("empty", shape, dtype, device)
+    return Tensor._wrap(_C.empty(shape, dtype, device), requires_grad=requires_grad)
 
 
 def _like(x, dtype, device):
@@ -127,14 +157,24 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if dtype is None:
         ints = all(isinstance(v, builtins.int) for v in (start, end, step))
         dtype = _dt.int64 if ints else _dt.float32
-    a = _C.arange(float(start), float(end), float(step), _resolve_dtype(dtype), _dev(device))
+    dtype, device = _resolve_dtype(dtype), _dev(device)
+    span = float(end) - float(start)
+    if step and math.isfinite(span) and span * float(step) < 0:  # PyTorch refuses a step away from end
+        raise ValueError(f"[arange] step {step} points away from end: start={start}, end={end}")
+    if step and math.isfinite(span):
+        _check_size("arange", [math.ceil(span / float(step))], dtype, device)
+    a = _C.arange(float(start), float(end), float(step), dtype, device)
     return Tensor._wrap(a, requires_grad=requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
-    steps = builtins.int(steps)
+    try:
+        steps = operator.index(steps)
+    except TypeError:
+        raise TypeError(f"[linspace] steps must be an integer, got {steps!r}") from None
     if steps < 0:
         raise ValueError(f"[linspace] steps must be >= 0, got {steps}")
+    _check_size("linspace", [steps], np.float64, "cpu")  # the float64 values are made on the host first
     values = np.linspace(float(start), float(end), steps, dtype=np.float64)
     return tensor(values, dtype=dtype or _dt.float32, device=device, requires_grad=requires_grad)
 
@@ -150,8 +190,10 @@ def _draw(fn, op, size, generator, dtype, device, *args):
     if fn is not _C.random_int and not _dt.get_dtype(dtype).is_floating_point:
         # checked before the stream advances, so a refused draw leaves the generator untouched
         raise TypeError(f"[{op}] needs a floating dtype, got {dtype}")
+    device = _dev(device)
+    _check_size(op, shape, dtype, device)
     seed, offset = (generator or default_generator)._take(math.prod(shape))
-    return fn(shape, *args, seed, offset, dtype, _dev(device))
+    return fn(shape, *args, seed, offset, dtype, device)
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
