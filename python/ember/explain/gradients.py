@@ -39,12 +39,12 @@ def frozen_eval(model):
         model.train(was_training)
 
 
-def _float_dtype(model):
-    """The model's floating dtype (its first floating parameter's), float32 when it has none."""
+def _float_dtype(model, default=dtypes.float32):
+    """The model's floating dtype (its first floating parameter's); `default` when it has none."""
     for p in model.parameters():
         if p.dtype in (dtypes.float32, dtypes.float64):
             return p.dtype
-    return dtypes.float32
+    return default
 
 
 def _as_input(model, x, op):
@@ -56,7 +56,8 @@ def _as_input(model, x, op):
                         f"ids use attention_maps, or attribute to the embeddings")
     if a.ndim == 0 or len(a) == 0:
         raise ValueError(f"[{op}] x must be a batch (N, ...) with N >= 1, got shape {a.shape}")
-    return a.astype(np.float64 if _float_dtype(model) == dtypes.float64 else np.float32)
+    given = dtypes.float64 if a.dtype == np.float64 else dtypes.float32
+    return a.astype(np.float64 if _float_dtype(model, given) == dtypes.float64 else np.float32)
 
 
 def _scores(out, targets, op):
@@ -157,7 +158,7 @@ def integrated_gradients(model, x, target=None, baseline=None, steps=32, batch_s
     for a, w in zip(alphas, weights):
         g, _ = gradients(model, (b + a * (x - b)).astype(x.dtype), t, batch_size, op)
         mean_grad += w * g
-    attr = (x - b) * mean_grad
+    attr = ((x - b) * mean_grad).astype(x.dtype)
     if not return_gap and check is None:
         return attr
     gap = _gap(model, x, b, t, attr, op)
@@ -201,4 +202,4 @@ def smoothgrad(model, x, target=None, samples=25, noise=0.15, seed=0, absolute=F
         eps = randn(*x.shape, generator=gen, dtype=dtypes.float64).numpy()
         g, _ = gradients(model, (x + sigma * eps).astype(x.dtype), t, batch_size, op)
         total += np.abs(g) if absolute else g
-    return total / int(samples)
+    return (total / int(samples)).astype(x.dtype)
