@@ -11,6 +11,10 @@ from ..tensor import Tensor
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> Tensor:
     """Scales gradients so their total norm is at most max_norm; returns the norm before clipping."""
     from ..ops.creation import tensor
+    if not max_norm >= 0:  # a negative max_norm would flip every gradient's sign
+        raise ValueError(f"[clip_grad_norm_] max_norm must be >= 0, got {max_norm!r}")
+    if not norm_type > 0:
+        raise ValueError(f"[clip_grad_norm_] norm_type must be > 0 (or inf), got {norm_type!r}")
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]

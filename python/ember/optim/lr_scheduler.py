@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import math
 
+from .optimizer import Optimizer
+
+
+def _require(ok, sched, what, value):
+    if not ok:
+        raise ValueError(f"[{sched}] {what}, got {value!r}")
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
 
 class LRScheduler:
     def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"[{type(self).__name__}] expects an ember Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         optimizer._require_bound()
         for g in optimizer.param_groups:
@@ -41,8 +54,8 @@ class StepLR(LRScheduler):
     """lr = base * gamma ** (epoch // step_size)."""
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        if step_size < 1:
-            raise ValueError(f"[StepLR] step_size must be >= 1, got {step_size}")
+        _require(_is_int(step_size) and step_size >= 1, "StepLR", "step_size must be an int >= 1", step_size)
+        _require(isinstance(gamma, (int, float)) and gamma >= 0, "StepLR", "gamma must be >= 0", gamma)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer)
 
@@ -54,8 +67,9 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base - eta_min) * (1 + cos(pi * epoch / T_max)) / 2, held at eta_min after T_max."""
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0):
-        if T_max < 1:
-            raise ValueError(f"[CosineAnnealingLR] T_max must be >= 1, got {T_max}")
+        _require(_is_int(T_max) and T_max >= 1, "CosineAnnealingLR", "T_max must be an int >= 1", T_max)
+        _require(isinstance(eta_min, (int, float)) and eta_min >= 0, "CosineAnnealingLR", "eta_min must be >= 0",
+                 eta_min)
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer)
 
@@ -69,8 +83,12 @@ class LinearWarmup(LRScheduler):
     total_steps, a linear decay to 0 at total_steps: the BERT fine-tuning schedule)."""
 
     def __init__(self, optimizer, warmup_steps: int, start_factor: float = 0.0, total_steps: int | None = None):
+        _require(_is_int(warmup_steps) and (total_steps is None or _is_int(total_steps)), "LinearWarmup",
+                 "warmup_steps and total_steps must be ints", (warmup_steps, total_steps))
         if warmup_steps < 0 or (total_steps is not None and total_steps < warmup_steps):
             raise ValueError(f"[LinearWarmup] need 0 <= warmup_steps <= total_steps, got {warmup_steps}, {total_steps}")
+        _require(isinstance(start_factor, (int, float)) and 0 <= start_factor <= 1, "LinearWarmup",
+                 "start_factor must be in [0, 1]", start_factor)
         self.warmup_steps, self.start_factor, self.total_steps = warmup_steps, start_factor, total_steps
         super().__init__(optimizer)
 

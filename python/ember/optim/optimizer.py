@@ -13,10 +13,24 @@ from ..ops.creation import zeros_like
 from ..tensor import Tensor
 
 
+def _rule(must: str, test):
+    """A hyperparameter's rule: what it must be (for the message) and the test (a TypeError counts as failing)."""
+    return must, test
+
+
+AT_LEAST_0 = _rule(">= 0", lambda v: v >= 0)
+IN_0_1 = _rule("in [0, 1]", lambda v: 0 <= v <= 1)
+A_PAIR_IN_0_1 = _rule("a pair of values in [0, 1)", lambda v: len(v) == 2 and all(0 <= b < 1 for b in v))
+
+
 class Optimizer:
     state_names: tuple = ()       # the state tensors of each parameter, in the kernel's order
+    # Checked on the defaults at construction (a Keras-style optimizer has no params yet) and on every
+    # param group (a group may override a default), so a bad value fails before any step.
+    rules: dict = {"lr": AT_LEAST_0}
 
     def __init__(self, params, defaults: dict):
+        self._check_group(defaults)
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict = {}     # id(param) -> {"step": int, name: Tensor, ...}
@@ -53,12 +67,18 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check_group(self, group):
-        if group["lr"] < 0:
-            raise ValueError(f"[{type(self).__name__}] lr must be >= 0, got {group['lr']}")
+        for key, (must, test) in self.rules.items():
+            try:
+                good = bool(test(group[key]))
+            except TypeError:
+                good = False
+            if not good:
+                raise ValueError(f"[{type(self).__name__}] {key} must be {must}, got {group[key]!r}")
 
     def _require_bound(self):
         if not self.param_groups:
-            raise RuntimeError(f"[{type(self).__name__}] has no parameters: pass them, or model.compile(optimizer=...)")
+            reason = getattr(self, "_unbound_reason", "pass them, or model.compile(optimizer=...)")
+            raise RuntimeError(f"[{type(self).__name__}] has no parameters: {reason}")
 
     # ---- stepping ----------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True):

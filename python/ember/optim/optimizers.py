@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import _C
-from .optimizer import Optimizer, arrays
+from .optimizer import A_PAIR_IN_0_1, AT_LEAST_0, IN_0_1, Optimizer, arrays
 
 
 def _grads(params):
@@ -11,6 +11,8 @@ def _grads(params):
 
 
 class SGD(Optimizer):
+    rules = {"lr": AT_LEAST_0, "momentum": AT_LEAST_0, "dampening": IN_0_1, "weight_decay": AT_LEAST_0}
+
     def __init__(self, params=None, lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
         if nesterov and (momentum <= 0 or dampening != 0):
@@ -31,12 +33,12 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction; weight_decay is the L2 form (added to the gradient)."""
     state_names = ("exp_avg", "exp_avg_sq")
     decoupled = False
+    rules = {"lr": AT_LEAST_0, "betas": A_PAIR_IN_0_1, "eps": AT_LEAST_0, "weight_decay": AT_LEAST_0}
 
     def __init__(self, params=None, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"[{type(self).__name__}] betas must be in [0, 1), got {betas}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        betas = tuple(betas) if isinstance(betas, (list, tuple)) else betas  # anything else fails the rule
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     def _update(self, group, params, states, step):
         b1, b2 = group["betas"]
@@ -55,6 +57,10 @@ class AdamW(Adam):
 
 
 class RMSprop(Optimizer):
+    # alpha > 1 would weight the new squared gradient negatively: square_avg could go below zero
+    rules = {"lr": AT_LEAST_0, "alpha": IN_0_1, "eps": AT_LEAST_0, "weight_decay": AT_LEAST_0,
+             "momentum": AT_LEAST_0}
+
     def __init__(self, params=None, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,

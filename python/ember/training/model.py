@@ -91,13 +91,25 @@ def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, 
             metrics_mod.get(s)  # unknown names fail here, not in the middle of fit
     self._compiled = Compiled(_resolve_optimizer(optimizer), losses, weights, metric_specs, float(l1), float(l2),
                               list(losses))
-    if not self._compiled.optimizer.bound and _is_built(self):
-        self._compiled.optimizer.bind([p for p in self.parameters() if p.requires_grad])
+    opt = self._compiled.optimizer
+    if not opt.bound and _is_built(self):
+        opt.bind([p for p in self.parameters() if p.requires_grad])
+    elif not opt.bound:  # bound by the first fit/evaluate/predict; until then say why it has no parameters
+        opt._unbound_reason = (f"model.compile could not bind it, the model had no weights yet ({_unbuilt_message(self)}); "
+                               f"fit/evaluate/predict bind it, or call optimizer.bind(model.parameters())")
     return self
 
 
 def _is_built(model):
     return all(getattr(m, "built", True) for m in model.modules())
+
+
+def _unbuilt_message(model):
+    """Which layers have no weights yet, and the two ways to give them their input size."""
+    names = [f"{name or type(model).__name__} ({type(m).__name__})" for name, m in model.named_modules()
+             if not getattr(m, "built", True)]
+    return (f"layers {', '.join(names)} do not know their input size yet; give the first one input_shape=(...), "
+            f"or run the model on a batch (fit, evaluate and predict do that first)")
 
 
 def _require_compiled(model, op):
@@ -416,13 +428,16 @@ def predict(self, x, batch_size=32, verbose=0):
 
 
 def summary(self, print_fn=print):
-    """A table of the model's direct children: name, type, parameters; then the totals."""
+    """A table of the model's direct children: name, type, parameters; then the totals, and what is
+    missing while lazy layers have no weights (their counts are not final until then)."""
     rows = [(name, type(m).__name__, m.num_parameters()) for name, m in self.named_children()]
     width = max([len(r[0]) for r in rows] + [5])
     lines = [f"{'layer':<{width}}  {'type':<22} {'params':>12}", "-" * (width + 37)]
     lines += [f"{n:<{width}}  {t:<22} {p:>12,}" for n, t, p in rows]
     total, trainable = self.num_parameters(), self.num_parameters(trainable_only=True)
     lines += ["-" * (width + 37), f"total parameters: {total:,}  (trainable {trainable:,}, frozen {total - trainable:,})"]
+    if not _is_built(self):
+        lines.append(f"not built: {_unbuilt_message(self)}")
     text = "\n".join(lines)
     print_fn(text)
     return text
