@@ -183,3 +183,20 @@ class CSVLogger(Callback):
         if self.file is not None:
             self.file.close()
             self.file = None
+
+
+class FairnessMonitor(Callback):
+    """Adds per-group loss/accuracy/precision/recall/F1/selection rate and the gaps between groups
+    (demographic parity, equal opportunity, equalized odds) on (x, y, groups) to each epoch's
+    logs, so History records them; names are prefix + "<metric>/<group>" and prefix + the gap's.
+    List it before callbacks that monitor these names."""
+
+    def __init__(self, x, y, groups, prefix="val_", batch_size=256):
+        super().__init__()
+        self.x, self.y, self.groups, self.prefix, self.batch_size = x, y, groups, prefix, batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .model import group_logs
+        report = group_logs(self.model, self.x, self.y, self.groups, self.batch_size)
+        if logs is not None:
+            logs.update({self.prefix + k: v for k, v in report.items()})

@@ -102,3 +102,106 @@ def fresh(spec) -> Metric:
     m = copy.deepcopy(get(spec))
     m.reset()
     return m
+
+
+# ---- fairness: metrics per group and the gaps between groups ----------------------------------
+# Predictions are labels here: predicted_labels turns model outputs into them the way Accuracy
+# reads outputs. Binary rates count `positive` (class 1 by default) as the positive outcome; for
+# more than two classes they are one-vs-rest for that class, while accuracy stays multi-class.
+# A rate with no sample to count over (a group without positives has no recall) is NaN, and the
+# gaps are taken over the groups where it is defined (fairlearn's max - min definitions).
+
+def predicted_labels(pred: np.ndarray) -> np.ndarray:
+    """Class labels from outputs: a logit per sample (N,) or (N, 1) thresholded at 0, else argmax."""
+    pred = np.asarray(pred)
+    if pred.ndim == 1 or pred.shape[-1] == 1:
+        return (pred.reshape(-1) > 0).astype(np.int64)
+    return np.argmax(pred, axis=-1)
+
+
+def _ratio(num, den):
+    return num / den if den else float("nan")
+
+
+def binary_rates(y_true, y_pred, positive=1) -> dict:
+    """Accuracy, precision, recall (= true positive rate), F1, false positive rate and selection
+    rate (share predicted positive) of label arrays."""
+    y_true, y_pred = np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"[metrics] y_true {y_true.shape} and y_pred {y_pred.shape} must have the same length")
+    t, p = y_true == positive, y_pred == positive
+    tp, fp, fn = int(np.sum(t & p)), int(np.sum(~t & p)), int(np.sum(t & ~p))
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    return {"accuracy": _ratio(int(np.sum(y_true == y_pred)), len(y_true)), "precision": precision,
+            "recall": recall, "f1": f1, "fpr": _ratio(fp, int(np.sum(~t))), "selection_rate": _ratio(int(p.sum()),
+                                                                                                   len(p))}
+
+
+def _check_groups(groups, n):
+    groups = np.asarray(groups).reshape(-1) if np.ndim(groups) else None
+    if groups is None or len(groups) != n:
+        raise ValueError(f"[metrics] groups must give one group per sample ({n}), got shape {np.shape(groups)}")
+    return groups
+
+
+def group_metrics(y_true, y_pred, groups, positive=1) -> dict:
+    """{group: binary_rates(...) of its samples, plus "count"}, groups in sorted order."""
+    y_true, y_pred = np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1)
+    groups = _check_groups(groups, len(y_true))
+    out = {}
+    for g in np.unique(groups):
+        m = groups == g
+        out[g.item() if hasattr(g, "item") else g] = {**binary_rates(y_true[m], y_pred[m], positive),
+                                                      "count": int(m.sum())}
+    return out
+
+
+def _spread(per_group, key):
+    values = np.array([r[key] for r in per_group.values()], dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.max() - values.min()) if len(values) else float("nan")
+
+
+def demographic_parity_difference(y_pred, groups, positive=1) -> float:
+    """The largest gap between groups in the share predicted positive."""
+    y_pred = np.asarray(y_pred).reshape(-1)
+    return _spread(group_metrics(y_pred, y_pred, groups, positive), "selection_rate")
+
+
+def equal_opportunity_difference(y_true, y_pred, groups, positive=1) -> float:
+    """The largest gap between groups in the true positive rate (recall)."""
+    return _spread(group_metrics(y_true, y_pred, groups, positive), "recall")
+
+
+def equalized_odds_difference(y_true, y_pred, groups, positive=1) -> float:
+    """max(gap in true positive rate, gap in false positive rate) between groups."""
+    per_group = group_metrics(y_true, y_pred, groups, positive)
+    return max(_spread(per_group, "recall"), _spread(per_group, "fpr"))
+
+
+def fairness_report(pred, y_true, groups, loss_of=None, positive=1) -> dict:
+    """A flat dict for evaluate/History: "<metric>/<group>" for accuracy, precision, recall, f1,
+    selection_rate (and loss, when loss_of(pred_rows, target_rows) -> float is given), and
+    demographic_parity_difference, equal_opportunity_difference, equalized_odds_difference."""
+    pred, y_true = np.asarray(pred), np.asarray(y_true)
+    labels, truth = predicted_labels(pred), _class_targets_any(pred, y_true)
+    groups = _check_groups(groups, len(labels))
+    per_group = group_metrics(truth, labels, groups, positive)
+    out = {}
+    for g, rates in per_group.items():
+        if loss_of is not None:
+            out[f"loss/{g}"] = float(loss_of(pred[groups == g], y_true[groups == g]))
+        for k in ("accuracy", "precision", "recall", "f1", "selection_rate"):
+            out[f"{k}/{g}"] = rates[k]
+    out["demographic_parity_difference"] = _spread(per_group, "selection_rate")
+    out["equal_opportunity_difference"] = _spread(per_group, "recall")
+    out["equalized_odds_difference"] = max(out["equal_opportunity_difference"], _spread(per_group, "fpr"))
+    return out
+
+
+def _class_targets_any(pred, target):
+    """Class labels of the targets for outputs `pred`: 0/1 for one logit per sample, else indices."""
+    if pred.ndim == 1 or pred.shape[-1] == 1:
+        return (target.reshape(-1) > 0.5).astype(np.int64)
+    return _class_targets(pred, target).astype(np.int64)

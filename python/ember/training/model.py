@@ -343,7 +343,8 @@ def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, validati
         raise ValueError("[fit] no training samples")
     _ensure_built(self, x)
     history = History()
-    callbacks = [history] + list(callbacks or [])
+    # History goes last (as in Keras), so it records what callbacks add to the epoch's logs.
+    callbacks = list(callbacks or []) + [history]
     for c in callbacks:
         c.set_model(self)
     self.stop_training = False
@@ -397,12 +398,32 @@ def _evaluate(model, cfg, x, y, batch_size, prefix=""):
     return run.logs(prefix)
 
 
-def evaluate(self, x, y, batch_size=32, verbose=0):
-    """The loss and metrics over (x, y), in eval mode, as a dict."""
+def group_logs(model, x, y, groups, batch_size=256):
+    """Loss and metrics per group, and the gaps between groups (metrics.fairness_report), over
+    (x, y) with one group label per sample in `groups`. Single-output models only."""
+    cfg = _require_compiled(model, "evaluate")
+    if cfg.heads != [None]:
+        raise ValueError(f"[evaluate] groups= needs a single-output model; this one has heads {cfg.heads}")
+    x, y = _prepare(x, y, cfg.heads, "evaluate")
+    fn = cfg.losses[None]
+
+    def loss_of(pred_rows, target_rows):
+        with no_grad():
+            p = tensor(np.ascontiguousarray(pred_rows))
+            return fn(p, _target_tensor(target_rows, fn, p, None)).item()
+
+    return metrics_mod.fairness_report(predict(model, x, batch_size), y[None], groups, loss_of)
+
+
+def evaluate(self, x, y, batch_size=32, verbose=0, groups=None):
+    """The loss and metrics over (x, y), in eval mode, as a dict. With groups (one label per
+    sample, e.g. a protected attribute) it also holds "<metric>/<group>" and the fairness gaps."""
     cfg = _require_compiled(self, "evaluate")
     x, y = _prepare(x, y, cfg.heads, "evaluate")
     _ensure_built(self, x)
     logs = _evaluate(self, cfg, x, y, int(batch_size))
+    if groups is not None:
+        logs.update(group_logs(self, x, y.get(None, y), groups, int(batch_size)))
     if verbose:
         print(_format(logs), file=sys.stderr)
     return logs
