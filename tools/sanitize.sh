@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Build ember's CPU code with AddressSanitizer + UndefinedBehaviorSanitizer into build/asan and run the
+# CPU test suite against that build.
+#
+#   tools/sanitize.sh                      # the whole default (not slow) CPU suite
+#   tools/sanitize.sh tests/test_io.py -x  # any pytest arguments: a subset
+#   EMBER_SANITIZE=address tools/sanitize.sh
+#
+# Python itself is not instrumented, so the ASan runtime is preloaded (it must be the first library
+# loaded) and leak detection is off: the interpreter's own allocations are never freed at exit and
+# would drown the report. UBSan findings abort (-fno-sanitize-recover), so a run passes only if clean.
+#
+# The sanitized extension is staged next to symlinks of python/ember in build/asan/stage, and Python
+# runs with -S so that no installed ember (editable or not) can shadow it; the current interpreter's
+# site-packages still provide numpy, pytest and the optional peers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sanitizers="${EMBER_SANITIZE:-address,undefined}"
+build=build/asan
+stage="$build/stage"
+python="${PYTHON:-python}"
+
+cmake -S . -B "$build" -G Ninja \
+  -DCMAKE_BUILD_TYPE=Debug \
+  -DEMBER_CUDA=OFF \
+  -DEMBER_SANITIZE="$sanitizers" \
+  -DPython_EXECUTABLE="$(command -v "$python")" \
+  -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" > "$build.configure.log"
+cmake --build "$build" -j "${JOBS:-2}"
+
+rm -rf "$stage" && mkdir -p "$stage/ember"
+for entry in python/ember/*; do
+  [[ "$(basename "$entry")" == _C.* ]] || ln -s "$PWD/$entry" "$stage/ember/"
+done
+cp "$build"/_C*.so "$stage/ember/"
+
+site="$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+export PYTHONPATH="$PWD/$stage:$site${PYTHONPATH:+:$PYTHONPATH}"
+export LD_PRELOAD="$(g++ -print-file-name=libasan.so)"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1:check_initialization_order=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+
+# The sanitized build is what runs: refuse to test anything else.
+"$python" -S -c "import ember._C as c, sys; sys.exit(0 if c.__file__.startswith('$PWD/$stage') else 1)" \
+  || { echo "sanitize: ember._C does not come from $stage" >&2; exit 1; }
+exec "$python" -S -m pytest -p no:cacheprovider --ignore=tests/cuda "$@"
