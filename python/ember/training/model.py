@@ -231,9 +231,9 @@ class _Running:
         self.sums["loss"] = self.sums.get("loss", 0.0) + total * count
         if multi:
             for h, v in per_head.items():
-                self.sums[_name(h, "loss")] = self.sums.get(_name(h, "loss"), 0.0) + float(v.item()) * count
+                self.sums[_name(h, "loss")] = self.sums.get(_name(h, "loss"), 0.0) + float(v) * count
         for h, ms in self.metrics.items():
-            if ms:
+            if ms and outs is not None:  # None: a distributed rank with no rows in this batch
                 pred = outs[h].detach().cpu().numpy()
                 for m in ms:
                     m.update(pred, ys[h])
@@ -297,22 +297,32 @@ def _format(logs):
     return " - ".join(f"{k}: {v:.4g}" for k, v in logs.items() if k != "lr")
 
 
-def _train_epoch(model, cfg, x, y, batch_size, rng, callbacks, bar):
+def _forward(model, cfg, x, y, idx):
+    """One batch (the rows idx) through the model: loss tensor, its value, per-head losses, outputs, targets."""
+    xb, yb = tensor(np.ascontiguousarray(x[idx])), {h: t[idx] for h, t in y.items()}
+    outs = _outputs(model(xb), cfg.heads)
+    loss, per_head = _loss(model, cfg, outs, yb)
+    return loss, float(loss.item()), per_head, outs, yb
+
+
+def _train_epoch(model, cfg, x, y, batch_size, rng, callbacks, bar, plan=None):
+    """plan: an ember.distributed DistributedFit, or None for one process."""
     model.train()
     order = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
     run, multi = _Running(cfg), cfg.heads != [None]
     last_post = 0.0
+    forward = _forward if plan is None else plan.forward
     for b, idx in enumerate(_batches(len(x), batch_size, order)):
         for c in callbacks:
             c.on_batch_begin(b)
-        xb, yb = tensor(np.ascontiguousarray(x[idx])), {h: t[idx] for h, t in y.items()}
-        outs = _outputs(model(xb), cfg.heads)
-        loss, per_head = _loss(model, cfg, outs, yb)
-        value = float(loss.item())
+        loss, value, per_head, outs, yb = forward(model, cfg, x, y, idx)
         if not math.isfinite(value):
             # Stop before the bad step is applied: the weights stay those of the last good batch.
             return None, f"loss became {value} at batch {b}; training stopped before applying that step"
-        loss.backward()
+        if loss is not None:  # None: this rank's share of a distributed batch is empty
+            loss.backward()
+        if plan is not None:
+            plan.finish_backward()
         cfg.optimizer.step()
         cfg.optimizer.zero_grad()
         run.add(value, per_head, outs, yb, len(idx), multi)
@@ -325,13 +335,16 @@ def _train_epoch(model, cfg, x, y, batch_size, rng, callbacks, bar):
                 last_post = time.perf_counter()
         if model.stop_training:
             break
+    if plan is not None:
+        plan.merge_metrics(run.metrics)
     return run.logs(), None
 
 
 def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, validation_data=None, callbacks=None,
-        shuffle=True, verbose=1, initial_epoch=0, seed=None):
+        shuffle=True, verbose=1, initial_epoch=0, seed=None, distributed=False):
     """Trains for `epochs` passes over (x, y); returns a History. verbose: 0 silent, 1 a progress
-    bar per epoch (loss, samples/s), 2 one line per epoch."""
+    bar per epoch (loss, samples/s), 2 one line per epoch. distributed: data-parallel over the ranks
+    of `mpiexec -n N` (batch_size is the global batch; see ember.distributed.fit)."""
     cfg = _require_compiled(self, "fit")
     if batch_size is None or int(batch_size) < 1:
         raise ValueError(f"[fit] batch_size must be >= 1, got {batch_size}")
@@ -342,6 +355,21 @@ def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, validati
     if len(x) == 0:
         raise ValueError("[fit] no training samples")
     _ensure_built(self, x)
+    plan = None
+    if distributed:
+        from ..distributed.fit import DistributedFit
+        plan = DistributedFit(self, _forward)
+        callbacks, verbose = plan.callbacks(callbacks), plan.verbose(verbose)
+        seed = plan.seed(seed) if shuffle else seed
+    try:
+        return _fit_epochs(self, cfg, x, y, xv, yv, epochs, int(batch_size), callbacks, shuffle, verbose,
+                           initial_epoch, seed, plan)
+    finally:
+        if plan is not None:
+            plan.close()
+
+
+def _fit_epochs(self, cfg, x, y, xv, yv, epochs, batch_size, callbacks, shuffle, verbose, initial_epoch, seed, plan):
     history = History()
     # History goes last (as in Keras), so it records what callbacks add to the epoch's logs.
     callbacks = list(callbacks or []) + [history]
@@ -356,7 +384,7 @@ def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, validati
             c.on_epoch_begin(epoch)
         bar = _progress(verbose, epoch, epochs, len(x))
         t0 = time.perf_counter()
-        logs, stop = _train_epoch(self, cfg, x, y, int(batch_size), rng, callbacks, bar)
+        logs, stop = _train_epoch(self, cfg, x, y, batch_size, rng, callbacks, bar, plan)
         if stop is not None:
             if bar is not None:
                 bar.close()
@@ -364,8 +392,10 @@ def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, validati
             print(f"[fit] {history.stop_reason}", file=sys.stderr)
             break
         if xv is not None:
-            logs.update(_evaluate(self, cfg, xv, yv, int(batch_size), prefix="val_"))
+            logs.update(_evaluate(self, cfg, xv, yv, batch_size, prefix="val_"))
         logs["lr"] = cfg.optimizer.param_groups[0]["lr"]
+        if plan is not None:
+            logs = plan.agree(logs)  # rank 0's, so every rank's callbacks decide alike
         seconds = time.perf_counter() - t0
         if bar is not None:
             bar.set_postfix_str(_format(logs), refresh=False)
@@ -374,6 +404,8 @@ def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, validati
             print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - {_format(logs)}", file=sys.stderr)
         for c in callbacks:
             c.on_epoch_end(epoch, logs)
+        if plan is not None:
+            self.stop_training = plan.agree(self.stop_training)
         if self.stop_training:
             history.stop_reason = history.stop_reason or f"stopped by a callback after epoch {epoch + 1}"
             break
