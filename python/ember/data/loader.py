@@ -28,20 +28,25 @@ def _check_seed(seed):
 
 class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False, seed=None,
-                 device=None):
+                 device=None, sampler=None):
         if int(batch_size) < 1:
             raise ValueError(f"[DataLoader] batch_size must be >= 1, got {batch_size}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
         self.device = device
+        if sampler is not None and shuffle:
+            raise ValueError("[DataLoader] pass shuffle to the sampler, not the loader (sampler and shuffle=True)")
+        self.sampler = sampler  # indices(epoch) -> this loader's order (ember.distributed.DistributedSampler)
         self.seed = _check_seed(seed) if seed is not None else (draw_seed() if shuffle else 0)
         self.epoch, self.position = 0, 0
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample order of an epoch: a function of (seed, epoch) only."""
+        if self.sampler is not None:
+            return np.asarray(self.sampler.indices(epoch))
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
