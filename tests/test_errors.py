@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import ember as em
+import ember.nn as nn
+from ember.ops import pool as ops_pool
 
 
 def raises(exc, *fragments):
@@ -300,3 +302,167 @@ def test_refused_draw_does_not_advance_the_generator():
     with pytest.raises(TypeError, match=r"\[rand\]"):
         em.rand(4, dtype="int64", generator=g)
     assert g.get_state() == before
+
+
+# ---- sizes: refused before allocating ----------------------------------------------------------
+
+@pytest.mark.parametrize("fn, op", [
+    (lambda: em.ones(2 ** 40, 2 ** 30), "ones"),            # 2^72 bytes: the byte count would wrap in int64
+    (lambda: em.zeros(2 ** 62, 2 ** 62), "zeros"),
+    (lambda: em.zeros(2 ** 40), "zeros"),                   # 4 TiB: addressable, more than the host has
+    (lambda: em.empty(2 ** 31, 2 ** 31, 4), "empty"),
+    (lambda: em.full((2 ** 40,), 1.0), "full"),
+    (lambda: em.rand(2 ** 40), "rand"),
+    (lambda: em.randn(2 ** 20, 2 ** 20, 2 ** 20), "randn"),
+    (lambda: em.randint(0, 5, (2 ** 40,)), "randint"),
+    (lambda: em.arange(0, 2 ** 50), "arange"),
+    (lambda: em.linspace(0, 1, 2 ** 50), "linspace"),
+    (lambda: em.zeros(1).expand(2 ** 40, 2 ** 30).contiguous(), "empty"),  # the core's own overflow check
+], ids=["ones-wraps", "zeros-wraps", "zeros-4TiB", "empty", "full", "rand", "randn", "randint", "arange",
+        "linspace", "contiguous"])
+def test_huge_tensor_is_a_memory_error(fn, op):
+    with raises(MemoryError, f"[{op}]", "bytes"):
+        fn()
+
+
+def test_zero_sized_shape_with_huge_dims_is_fine():
+    assert em.zeros(2 ** 62, 2 ** 62, 0).shape == (2 ** 62, 2 ** 62, 0)
+
+
+@pytest.mark.parametrize("fn, exc, fragments", [
+    (lambda: em.arange(0, 5, -1), ValueError, ("[arange] step -1 points away from end",)),
+    (lambda: em.arange(5, 0, 1), ValueError, ("[arange] step 1 points away from end",)),
+    (lambda: em.linspace(0, 1, 2.5), TypeError, ("[linspace] steps must be an integer", "2.5")),
+], ids=["arange-up", "arange-down", "linspace-steps"])
+def test_creation_arguments(fn, exc, fragments):
+    with raises(exc, *fragments):
+        fn()
+
+
+# ---- optimizers, schedulers, clipping: hyperparameters -----------------------------------------
+
+def _params():
+    return [em.zeros(3, requires_grad=True)]
+
+
+@pytest.mark.parametrize("make, fragments", [
+    (lambda: em.optim.RMSprop(_params(), alpha=-1), ("[RMSprop] alpha must be in [0, 1]", "-1")),
+    (lambda: em.optim.RMSprop(_params(), alpha=1.5), ("[RMSprop] alpha", "1.5")),
+    (lambda: em.optim.RMSprop(_params(), eps=-1e-8), ("[RMSprop] eps must be >= 0",)),
+    (lambda: em.optim.RMSprop(_params(), momentum=-0.9), ("[RMSprop] momentum must be >= 0",)),
+    (lambda: em.optim.RMSprop(_params(), weight_decay=-1), ("[RMSprop] weight_decay must be >= 0",)),
+    (lambda: em.optim.RMSprop(_params(), lr=-0.1), ("[RMSprop] lr must be >= 0",)),
+    (lambda: em.optim.SGD(_params(), lr=-1), ("[SGD] lr must be >= 0",)),
+    (lambda: em.optim.SGD(_params(), lr=float("nan")), ("[SGD] lr must be >= 0", "nan")),
+    (lambda: em.optim.SGD(_params(), lr="fast"), ("[SGD] lr must be >= 0", "'fast'")),
+    (lambda: em.optim.SGD(_params(), momentum=-0.5), ("[SGD] momentum must be >= 0",)),
+    (lambda: em.optim.SGD(_params(), momentum=0.9, dampening=2), ("[SGD] dampening must be in [0, 1]",)),
+    (lambda: em.optim.SGD(_params(), weight_decay=-1e-4), ("[SGD] weight_decay must be >= 0",)),
+    (lambda: em.optim.SGD(_params(), nesterov=True), ("[SGD] nesterov needs momentum > 0",)),
+    (lambda: em.optim.Adam(_params(), lr=-1e-3), ("[Adam] lr must be >= 0",)),
+    (lambda: em.optim.Adam(_params(), betas=(0.9, 1.0)), ("[Adam] betas must be a pair of values in [0, 1)",)),
+    (lambda: em.optim.Adam(_params(), betas=(-0.1, 0.9)), ("[Adam] betas",)),
+    (lambda: em.optim.Adam(_params(), betas=0.9), ("[Adam] betas", "0.9")),
+    (lambda: em.optim.Adam(_params(), betas=(0.9, 0.99, 0.5)), ("[Adam] betas",)),
+    (lambda: em.optim.Adam(_params(), eps=-1), ("[Adam] eps must be >= 0",)),
+    (lambda: em.optim.Adam(_params(), weight_decay=-1), ("[Adam] weight_decay must be >= 0",)),
+    (lambda: em.optim.AdamW(_params(), weight_decay=-0.01), ("[AdamW] weight_decay must be >= 0",)),
+    (lambda: em.optim.AdamW(_params(), betas=(1.5, 0.9)), ("[AdamW] betas",)),
+    (lambda: em.optim.Adam(lr=-1), ("[Adam] lr must be >= 0",)),                 # Keras style: no params yet
+    (lambda: em.optim.RMSprop(alpha=-1), ("[RMSprop] alpha",)),
+    (lambda: em.optim.SGD([{"params": _params(), "momentum": -1}], lr=0.1), ("[SGD] momentum must be >= 0",)),
+], ids=lambda v: None if callable(v) else v[0][:40])
+def test_optimizer_hyperparameters(make, fragments):
+    with raises(ValueError, *fragments):
+        make()
+
+
+def _sgd():
+    return em.optim.SGD(_params(), lr=0.1)
+
+
+@pytest.mark.parametrize("make, exc, fragments", [
+    (lambda: em.optim.lr_scheduler.StepLR(_sgd(), step_size=0), ValueError, ("[StepLR] step_size",)),
+    (lambda: em.optim.lr_scheduler.StepLR(_sgd(), step_size=2.5), ValueError, ("[StepLR] step_size", "2.5")),
+    (lambda: em.optim.lr_scheduler.StepLR(_sgd(), step_size=2, gamma=-0.5), ValueError, ("[StepLR] gamma",)),
+    (lambda: em.optim.lr_scheduler.CosineAnnealingLR(_sgd(), T_max=0), ValueError, ("[CosineAnnealingLR] T_max",)),
+    (lambda: em.optim.lr_scheduler.CosineAnnealingLR(_sgd(), T_max=5, eta_min=-1), ValueError,
+     ("[CosineAnnealingLR] eta_min",)),
+    (lambda: em.optim.lr_scheduler.LinearWarmup(_sgd(), warmup_steps=-1), ValueError, ("[LinearWarmup]",)),
+    (lambda: em.optim.lr_scheduler.LinearWarmup(_sgd(), 10, total_steps=5), ValueError, ("[LinearWarmup]",)),
+    (lambda: em.optim.lr_scheduler.LinearWarmup(_sgd(), 10, start_factor=2.0), ValueError,
+     ("[LinearWarmup] start_factor must be in [0, 1]",)),
+    (lambda: em.optim.lr_scheduler.StepLR("sgd", step_size=2), TypeError, ("[StepLR] expects an ember Optimizer",)),
+    (lambda: em.optim.lr_scheduler.StepLR(em.optim.SGD(lr=0.1), step_size=2), RuntimeError, ("[SGD] has no parameters",)),
+    (lambda: nn.utils.clip_grad_norm_(_params(), -1.0), ValueError, ("[clip_grad_norm_] max_norm must be >= 0",)),
+    (lambda: nn.utils.clip_grad_norm_(_params(), 1.0, norm_type=0), ValueError, ("[clip_grad_norm_] norm_type",)),
+], ids=["step_size-0", "step_size-float", "gamma", "T_max", "eta_min", "warmup", "total", "start_factor",
+        "not-an-optimizer", "unbound", "max_norm", "norm_type"])
+def test_scheduler_and_clipping_arguments(make, exc, fragments):
+    with raises(exc, *fragments):
+        make()
+
+
+def test_compile_of_a_model_with_unknown_input_size_says_what_is_missing():
+    model = nn.Sequential(nn.Dense(4, activation="relu"), nn.Dense(1))
+    model.compile(optimizer="adam", loss="mse")
+    with raises(RuntimeError, "[Adam] has no parameters", "0 (Dense), 1 (Dense)", "input_shape"):
+        model._compiled.optimizer.step()
+    assert "not built: layers 0 (Dense), 1 (Dense) do not know their input size" in model.summary(print_fn=len)
+    model.fit(np.zeros((4, 3), np.float32), np.zeros((4, 1), np.float32), epochs=1, verbose=0)  # builds, binds
+    assert "not built" not in model.summary(print_fn=len)
+
+
+# ---- layers, losses, data: sizes and options ---------------------------------------------------
+
+
+@pytest.mark.parametrize("make, fragments", [
+    (lambda: nn.Linear(0, 3), ("[Linear] in_features must be a positive int", "0")),
+    (lambda: nn.Linear(3, -2), ("[Linear] out_features",)),
+    (lambda: nn.Linear(2.5, 3), ("[Linear] in_features", "2.5")),
+    (lambda: nn.Dense(0), ("[Dense] units",)),
+    (lambda: nn.Dense(4)(em.zeros(2, 0)), ("[Dense] input size",)),
+    (lambda: nn.Embedding(0, 3), ("[Embedding] num_embeddings",)),
+    (lambda: nn.Embedding(5, 0), ("[Embedding] embedding_dim",)),
+    (lambda: nn.Conv2d(0, 3, 3), ("[Conv2d] in_channels",)),
+    (lambda: nn.Conv1d(3, 0, 3), ("[Conv1d] out_channels",)),
+    (lambda: nn.Conv2d(3, 3, 0), ("[Conv2d] kernel_size", ">= 1")),
+    (lambda: nn.Conv2d(3, 3, (3, 3, 3)), ("[Conv2d] kernel_size", "2 ints")),
+    (lambda: nn.Conv2d(3, 3, 3, stride=0), ("[Conv2d] stride", ">= 1")),
+    (lambda: nn.Conv2d(3, 3, 3, padding=-1), ("[Conv2d] padding", ">= 0")),
+    (lambda: nn.Conv2d(3, 3, 3, dilation=(1, 0)), ("[Conv2d] dilation",)),
+    (lambda: nn.MaxPool2d(0), ("[MaxPool2d] kernel_size",)),
+    (lambda: nn.MaxPool2d(2, stride=0), ("[MaxPool2d] stride",)),
+    (lambda: nn.AvgPool2d(2, padding=-1), ("[AvgPool2d] padding",)),
+    (lambda: nn.AdaptiveAvgPool2d(0), ("[AdaptiveAvgPool2d] output_size",)),
+    (lambda: ops_pool.max_pool2d(em.zeros(1, 1, 4, 4), 0), ("[max_pool2d] kernel_size",)),
+    (lambda: ops_pool.adaptive_avg_pool2d(em.zeros(1, 1, 4, 4), (2, 0)), ("[adaptive_avg_pool2d] output_size",)),
+    (lambda: nn.LayerNorm(0), ("[LayerNorm] normalized_shape",)),
+    (lambda: nn.LayerNorm(3, eps=-1e-5), ("[LayerNorm] eps must be > 0",)),
+    (lambda: nn.BatchNorm1d(0), ("[BatchNorm1d] num_features",)),
+    (lambda: nn.BatchNorm2d(3, momentum=-0.1), ("[BatchNorm2d] momentum",)),
+    (lambda: nn.MultiheadAttention(0, 1), ("[MultiheadAttention] embed_dim",)),
+    (lambda: nn.MultiheadAttention(4, 0), ("[MultiheadAttention] num_heads",)),
+    (lambda: nn.MultiheadAttention(4, 2, dropout=1.0), ("[MultiheadAttention] dropout must be in [0, 1)",)),
+    (lambda: nn.TransformerEncoderLayer(4, 2, dim_feedforward=0), ("[TransformerEncoderLayer] dim_feedforward",)),
+    (lambda: nn.GELU("fast"), ("[GELU] approximate",)),
+    (lambda: nn.MSELoss(reduction="avg"), ("[MSELoss] reduction", "'avg'")),
+    (lambda: nn.L1Loss(reduction="avg"), ("[L1Loss] reduction",)),
+    (lambda: nn.CrossEntropyLoss(reduction="batchmean"), ("[CrossEntropyLoss] reduction",)),
+    (lambda: nn.CrossEntropyLoss(label_smoothing=1.5), ("[CrossEntropyLoss] label_smoothing",)),
+    (lambda: nn.BCEWithLogitsLoss(reduction=None), ("[BCEWithLogitsLoss] reduction",)),
+    (lambda: nn.NLLLoss(reduction="avg"), ("[NLLLoss] reduction",)),
+    (lambda: em.data.DataLoader(em.data.TensorDataset(em.zeros(4, 2)), batch_size=2.5), ("[DataLoader] batch_size",)),
+], ids=lambda v: None if callable(v) else v[0][:30])
+def test_layer_and_loss_arguments(make, fragments):
+    with raises(ValueError, *fragments):
+        make()
+
+
+@pytest.mark.parametrize("make, fragments", [
+    (lambda: nn.Softmax(dim=1.5), ("[Softmax] dim must be an int",)),
+    (lambda: nn.Flatten(0.5), ("[Flatten] start_dim must be an int",)),
+], ids=["softmax", "flatten"])
+def test_layer_dims_must_be_ints(make, fragments):
+    with raises(TypeError, *fragments):
+        make()

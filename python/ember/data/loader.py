@@ -7,6 +7,8 @@ batch, which is what a checkpoint needs to resume bitwise. The position lives in
 the iterator: an iteration stopped early (a `break`) is continued by the next one, not restarted."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..interop import from_numpy
@@ -29,8 +31,8 @@ def _check_seed(seed):
 class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False, seed=None,
                  device=None, sampler=None):
-        if int(batch_size) < 1:
-            raise ValueError(f"[DataLoader] batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"[DataLoader] batch_size must be an int >= 1, got {batch_size!r}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
         self.device = device
         if sampler is not None and shuffle:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..ops import elementwise as E
 from ..ops.reduce import softmax
+from .checks import an_int
 from .module import Module
 
 
@@ -14,6 +15,8 @@ class ReLU(Module):
 class GELU(Module):
     def __init__(self, approximate: str = "none"):
         super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"[GELU] approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, x):
@@ -41,7 +44,7 @@ class SiLU(Module):
 class Softmax(Module):
     def __init__(self, dim: int = -1):
         super().__init__()
-        self.dim = dim
+        self.dim = an_int("Softmax", "dim", dim)
 
     def forward(self, x):
         return softmax(x, self.dim)

@@ -8,6 +8,7 @@ from .. import dtypes
 from ..ops import conv as C
 from ..ops.creation import empty
 from . import init
+from .checks import int_tuple, positive_int
 from .module import Module, Parameter
 
 
@@ -21,12 +22,14 @@ class _ConvNd(Module):
         super().__init__()
         dims = self.dims
         name = type(self).__name__
+        positive_int(name, "in_channels", in_channels), positive_int(name, "out_channels", out_channels)
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"[{name}] groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
-        kernel = (kernel_size,) * dims if isinstance(kernel_size, int) else tuple(kernel_size)
-        if len(kernel) != dims:
-            raise ValueError(f"[{name}] kernel_size must be an int or {dims} ints, got {kernel_size!r}")
+        kernel = int_tuple(name, "kernel_size", kernel_size, dims, 1)
+        int_tuple(name, "stride", stride, dims, 1), int_tuple(name, "dilation", dilation, dims, 1)
+        if not isinstance(padding, str):  # 'same' and 'valid' are the functional form's to check
+            int_tuple(name, "padding", padding, dims, 0)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         dtype = dtype or dtypes.float32

@@ -9,6 +9,7 @@ from ..ops.creation import empty
 from ..ops.linalg import linear
 from . import functional as F
 from . import init
+from .checks import an_int, positive_int
 from .activation import BY_NAME as ACTIVATIONS
 from .module import Module, Parameter
 
@@ -19,7 +20,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = positive_int("Linear", "in_features", in_features)
+        self.out_features = positive_int("Linear", "out_features", out_features)
         dtype = dtype or dtypes.float32
         self.weight = Parameter(empty(self.out_features, self.in_features, dtype=dtype, device=device))
         self.bias = Parameter(empty(self.out_features, dtype=dtype, device=device)) if bias else None
@@ -52,7 +54,7 @@ class Dense(Module):
                              f"{sorted(k for k in ACTIVATIONS if k)}")
         if kernel_initializer not in init.BY_NAME:
             raise ValueError(f"[Dense] unknown kernel_initializer {kernel_initializer!r}")
-        self.units, self.activation, self.use_bias = int(units), activation, use_bias
+        self.units, self.activation, self.use_bias = positive_int("Dense", "units", units), activation, use_bias
         self.kernel_initializer = kernel_initializer
         object.__setattr__(self, "act", ACTIVATIONS[activation]())  # a function here, not a child module
         self.weight = self.bias = None
@@ -66,7 +68,7 @@ class Dense(Module):
         return self.weight is not None
 
     def build(self, in_features: int, device=None):
-        self.in_features = int(in_features)
+        self.in_features = positive_int("Dense", "input size", in_features)
         self.weight = Parameter(empty(self.units, self.in_features, device=device))
         # The Glorot fans of Keras's (in, units) kernel are the same as of this (units, in) one.
         init.BY_NAME[self.kernel_initializer](self.weight)
@@ -90,7 +92,7 @@ class Dense(Module):
 class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim, self.end_dim = an_int("Flatten", "start_dim", start_dim), an_int("Flatten", "end_dim", end_dim)
 
     def forward(self, x):
         return x.flatten(self.start_dim, self.end_dim)
@@ -118,7 +120,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, device=None, dtype=None):
         super().__init__()
-        self.num_embeddings, self.embedding_dim, self.padding_idx = int(num_embeddings), int(embedding_dim), padding_idx
+        self.num_embeddings = positive_int("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim, self.padding_idx = positive_int("Embedding", "embedding_dim", embedding_dim), padding_idx
         if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
             raise ValueError(f"[Embedding] padding_idx {padding_idx} out of range for {num_embeddings} embeddings")
         self.weight = Parameter(empty(self.num_embeddings, self.embedding_dim, dtype=dtype or dtypes.float32,

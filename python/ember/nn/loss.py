@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from . import functional as F
+from .checks import rate, reduction as _reduction
 from .module import Module
 
 
 class MSELoss(Module):
     def __init__(self, reduction: str = "mean"):
         super().__init__()
+        reduction = _reduction(type(self).__name__, reduction)
         self.reduction = reduction
 
     def forward(self, input, target):
@@ -17,6 +19,7 @@ class MSELoss(Module):
 class L1Loss(Module):
     def __init__(self, reduction: str = "mean"):
         super().__init__()
+        reduction = _reduction(type(self).__name__, reduction)
         self.reduction = reduction
 
     def forward(self, input, target):
@@ -29,6 +32,8 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__()
+        reduction = _reduction(type(self).__name__, reduction)
+        label_smoothing = rate("CrossEntropyLoss", "label_smoothing", label_smoothing)
         self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
 
     def forward(self, input, target):
@@ -41,6 +46,7 @@ class CrossEntropyLoss(Module):
 class BCEWithLogitsLoss(Module):
     def __init__(self, reduction: str = "mean", pos_weight=None):
         super().__init__()
+        reduction = _reduction(type(self).__name__, reduction)
         self.reduction, self.pos_weight = reduction, pos_weight
 
     def forward(self, input, target):
@@ -50,6 +56,7 @@ class BCEWithLogitsLoss(Module):
 class NLLLoss(Module):
     def __init__(self, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__()
+        reduction = _reduction(type(self).__name__, reduction)
         self.ignore_index, self.reduction = ignore_index, reduction
 
     def forward(self, input, target):

@@ -9,6 +9,7 @@ from ..autograd import no_grad
 from ..ops.creation import ones, zeros
 from ..ops.norm import batch_norm, layer_norm
 from . import init
+from .checks import positive, positive_int, rate
 from .module import Module, Parameter
 
 
@@ -23,12 +24,9 @@ class _BatchNorm(Module):
                  dtype=None):
         super().__init__()
         name = type(self).__name__
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"[{name}] num_features must be a positive int, got {num_features!r}")
-        if not eps > 0:
-            raise ValueError(f"[{name}] eps must be > 0, got {eps!r}")
-        if momentum is not None and not 0 <= momentum <= 1:
-            raise ValueError(f"[{name}] momentum must be in [0, 1] or None, got {momentum!r}")
+        num_features, eps = positive_int(name, "num_features", num_features), positive(name, "eps", eps)
+        if momentum is not None:
+            momentum = rate(name, "momentum", momentum)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -81,6 +79,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        shape = tuple(positive_int("LayerNorm", "normalized_shape", n) for n in shape)
+        eps = positive("LayerNorm", "eps", eps)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         self.weight = Parameter(ones(*shape, dtype=dtype, device=device)) if elementwise_affine else None
         self.bias = Parameter(zeros(*shape, dtype=dtype, device=device)) if elementwise_affine and bias else None

@@ -12,6 +12,7 @@ from ..ops.creation import empty, zeros
 from ..ops.linalg import linear
 from . import functional as F
 from . import init
+from .checks import positive_int, rate
 from .layers import Dropout, Linear
 from .module import Module, Parameter
 from .norm import LayerNorm
@@ -79,6 +80,9 @@ class MultiheadAttention(Module):
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, device=None, dtype=None):
         super().__init__()
+        positive_int("MultiheadAttention", "embed_dim", embed_dim)
+        positive_int("MultiheadAttention", "num_heads", num_heads)
+        rate("MultiheadAttention", "dropout", dropout, top_inclusive=False)
         if embed_dim % num_heads:
             raise ValueError(f"[MultiheadAttention] embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
         self.embed_dim, self.num_heads, self.dropout, self.batch_first = embed_dim, num_heads, dropout, batch_first
@@ -161,6 +165,7 @@ class _FeedForward:
     """linear2(dropout(act(linear1(x)))): relu runs fused in linear1's GEMM epilogue."""
 
     def _init_ff(self, d_model, dim_feedforward, dropout, activation, bias, device, dtype):
+        positive_int(type(self).__name__, "dim_feedforward", dim_feedforward)
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, device=device, dtype=dtype)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias, device=device, dtype=dtype)

@@ -9,10 +9,10 @@ from ..tensor import Tensor
 from ._util import make, wrap
 
 
-def _pair(v, name, op):
+def _pair(v, name, op, minimum=0):
     v = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-    if len(v) != 2 or not all(isinstance(i, int) for i in v):
-        raise ValueError(f"[{op}] {name} must be an int or a pair of ints, got {v!r}")
+    if len(v) != 2 or not all(isinstance(i, int) and i >= minimum for i in v):
+        raise ValueError(f"[{op}] {name} must be an int or a pair of ints >= {minimum}, got {v!r}")
     return v
 
 
@@ -36,9 +36,9 @@ def _pool(x: Tensor, geom, op) -> Tensor:
 
 
 def _window_geom(mode, x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, op):
-    k = _pair(kernel_size, "kernel_size", op)
-    s = _pair(stride if stride is not None else kernel_size, "stride", op)
-    p, d = _pair(padding, "padding", op), _pair(dilation, "dilation", op)
+    k = _pair(kernel_size, "kernel_size", op, 1)
+    s = _pair(stride if stride is not None else kernel_size, "stride", op, 1)
+    p, d = _pair(padding, "padding", op), _pair(dilation, "dilation", op, 1)
     if x.ndim != 4:
         raise ValueError(f"[{op}] expects x (N, C, H, W), got shape {x.shape}")
     oh = _out_size(x.shape[2], k[0], s[0], p[0], d[0], ceil_mode)
@@ -63,7 +63,9 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode=False, 
 def adaptive_avg_pool2d(x: Tensor, output_size):
     if x.ndim != 4:
         raise ValueError(f"[adaptive_avg_pool2d] expects x (N, C, H, W), got shape {x.shape}")
-    oh, ow = _pair(output_size, "output_size", "adaptive_avg_pool2d")
-    oh, ow = oh or x.shape[2], ow or x.shape[3]
+    # None keeps that input size, as in PyTorch
+    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    size = tuple(x.shape[2 + i] if v is None else v for i, v in enumerate(size[:2])) + size[2:]
+    oh, ow = _pair(size, "output_size", "adaptive_avg_pool2d", 1)
     geom = _C.Pool2dGeom(_C.PoolMode.adaptive_avg, 1, 1, 1, 1, 0, 0, 1, 1, oh, ow, True)
     return _pool(x, geom, "adaptive_avg_pool2d")[0]
