@@ -196,7 +196,7 @@ def launch(n, scenario, out, timeout=120):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     start = time.monotonic()
     proc = subprocess.run(["mpiexec", "-n", str(n), sys.executable, HERE, scenario, str(out)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+                          stdin=subprocess.DEVNULL, text=True, timeout=timeout, env=env)
     return proc, time.monotonic() - start
 
 

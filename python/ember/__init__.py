@@ -30,7 +30,7 @@ from .ops.shape import (broadcast_to, cat, chunk, concat, flatten, permute, resh
 from .ops.linalg import bmm, linear, matmul, mm
 from .ops.index import gather, index_select, masked_fill, nonzero, scatter_add
 from .interop import from_dlpack, from_numpy
-from . import data, datasets, explain, io, nn, optim, training, tune
+from . import data, datasets, distributed, explain, io, nn, optim, training, tune
 from . import models
 from .data import preprocessing
 from .io import load, load_checkpoint, save, save_checkpoint
