@@ -333,7 +333,12 @@ def test_zero_sized_shape_with_huge_dims_is_fine():
     (lambda: em.arange(0, 5, -1), ValueError, ("[arange] step -1 points away from end",)),
     (lambda: em.arange(5, 0, 1), ValueError, ("[arange] step 1 points away from end",)),
     (lambda: em.linspace(0, 1, 2.5), TypeError, ("[linspace] steps must be an integer", "2.5")),
-], ids=["arange-up", "arange-down", "linspace-steps"])
+    (lambda: em.eye(-1), ValueError, ("[eye] negative dimension",)),
+    (lambda: em.eye(3, 2.5), TypeError, ("[eye] expected integers",)),
+    (lambda: em.randperm(-2), ValueError, ("[randperm] negative dimension",)),
+    (lambda: em.randn(4).chunk(0), ValueError, ("[chunk] chunks must be an int >= 1", "0")),
+    (lambda: em.randn(4).chunk(-1), ValueError, ("[chunk] chunks must be an int >= 1", "-1")),
+], ids=["arange-up", "arange-down", "linspace-steps", "eye", "eye-float", "randperm", "chunk-0", "chunk-neg"])
 def test_creation_arguments(fn, exc, fragments):
     with raises(exc, *fragments):
         fn()

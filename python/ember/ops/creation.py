@@ -180,6 +180,7 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) ->
 
 
 def eye(n, m=None, dtype=None, device=None) -> Tensor:
+    _shape((n,) if m is None else (n, m), "eye")
     return tensor(np.eye(n, m), dtype=dtype or _dt.float32, device=device)
 
 
@@ -231,5 +232,6 @@ def randn_like(x, generator=None):
 
 def randperm(n, generator=None, device=None) -> Tensor:
     """A random permutation of 0..n-1 (argsort of n uniform draws, so it follows the seed)."""
+    _shape((n,), "randperm")
     keys = rand(builtins.int(n), generator=generator, dtype=_dt.float64).numpy()
     return tensor(np.argsort(keys, kind="stable"), dtype=_dt.int64, device=device)

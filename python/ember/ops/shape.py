@@ -202,6 +202,8 @@ def split(x, split_size_or_sections, dim=0):
 
 
 def chunk(x, chunks, dim=0):
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
+        raise ValueError(f"[chunk] chunks must be an int >= 1, got {chunks!r}")
     n = x.shape[norm_dim(dim, x.ndim, "chunk")]
     return split(x, builtins.max(1, -(-n // chunks)), dim)
 
