@@ -112,7 +112,7 @@ void binary(BinaryOp op, const Array& a, const Array& b, Array& out) {
       }
       T* o = out.data<T>() + off[0];
       if constexpr (std::is_same_v<T, float>) {
-        if (inc[0] == 1 && inc[1] <= 1 && inc[2] <= 1 &&
+        if (inc[0] == 1 && (inc[1] == 0 || inc[1] == 1) && (inc[2] == 0 || inc[2] == 1) &&
             simd().binary_f32(op, ap + off[1], inc[1], bp + off[2], inc[2], o, n))
           return;
       }
