@@ -113,14 +113,26 @@ def min(x, dim=None, keepdim=False):  # noqa: A001
     return _extreme(R.min, R.argmin, "min", x, dim, keepdim)
 
 
+def _extreme_values(op, name, x, dim, keepdim):
+    """amax/amin over any dims (one, a tuple, or all); the gradient is shared evenly among tied
+    extremes, as PyTorch's amax."""
+    dims = _dims(dim, x.ndim, name)
+    out = _C.reduce(op, x._a, dims, keepdim)
+
+    def backward(g):
+        mask = (x.detach() == wrap(_C.reduce(op, x._a, dims, True))).to(x.dtype)
+        ties = sum(mask, dims or None, keepdim=True)
+        return (mask * _grad_to_input(g, x.shape, dims, keepdim) / ties,)
+
+    return make(out, (x,), backward, name)
+
+
 def amax(x, dim=None, keepdim=False):
-    r = max(x, dim, keepdim)
-    return r if dim is None else r.values
+    return _extreme_values(R.max, "amax", x, dim, keepdim)
 
 
 def amin(x, dim=None, keepdim=False):
-    r = min(x, dim, keepdim)
-    return r if dim is None else r.values
+    return _extreme_values(R.min, "amin", x, dim, keepdim)
 
 
 def argmax(x, dim=None, keepdim=False):
@@ -136,20 +148,24 @@ def argmin(x, dim=None, keepdim=False):
     return wrap(_reduce(R.argmin, x, dim, keepdim))
 
 
+# Counts, not max/min: an empty reduction is then any = False and all = True, as in PyTorch.
 def any(x, dim=None, keepdim=False):  # noqa: A001
-    return wrap(_reduce(R.max, x.bool().long(), dim, keepdim, name="any")) > 0
+    return wrap(_reduce(R.sum, x.bool().long(), dim, keepdim, name="any")) > 0
 
 
 def all(x, dim=None, keepdim=False):  # noqa: A001
-    return wrap(_reduce(R.min, x.bool().long(), dim, keepdim, name="all")) > 0
+    return wrap(_reduce(R.sum, (x == 0).long(), dim, keepdim, name="all")) == 0
 
 
 # ---- softmax family: forward from kernels, one closed-form backward each ---------------------
 
 def _shifted(x, dim, op):
     """x - max(x, dim) (detached arrays), so exp never overflows."""
-    norm_dim(dim, x.ndim, op)
-    m = _C.reduce(R.max, x._a, [dim], True)
+    d = norm_dim(dim, x.ndim, op)
+    if x.numel() == 0:  # no max to subtract; the results are empty (or -inf for logsumexp)
+        m = _C.full([1 if i == d else n for i, n in enumerate(x.shape)], 0.0, x.dtype.name, x._a.device)
+    else:
+        m = _C.reduce(R.max, x._a, [dim], True)
     return _C.binary(B.sub, x._a, m), m
 
 
