@@ -71,9 +71,18 @@ void init_nn(py::module_& m) {
   py::enum_<RnnKind>(m, "RnnKind")
       .value("rnn_tanh", RnnKind::rnn_tanh).value("rnn_relu", RnnKind::rnn_relu).value("lstm", RnnKind::lstm)
       .value("gru", RnnKind::gru);
+  // saved() and the constructor let a caller that keeps only arrays (the torch bridge) rebuild it.
   py::class_<RnnSequence>(m, "RnnSequence")
+      .def(py::init([](RnnKind kind, bool reverse, std::optional<Array> lengths, const Array& y, const Array& hs,
+                       std::optional<Array> cs, const Array& gates, std::optional<Array> extra) {
+        return RnnSequence{kind, reverse, or_empty(lengths), y, hs, or_empty(cs), gates, or_empty(extra)};
+      }))
       .def_readonly("y", &RnnSequence::y)
-      .def("h_prevs", &RnnSequence::h_prevs);
+      .def("h_prevs", &RnnSequence::h_prevs)
+      .def("saved", [](const RnnSequence& s) {  // (hs, cs, gates, extra), None where not kept
+        auto opt = [](const Array& a) { return a.defined() ? py::cast(a) : py::none(); };
+        return py::make_tuple(s.hs, opt(s.cs), s.gates, opt(s.extra));
+      });
   m.def("rnn_sequence_forward", [](RnnKind kind, const Array& xg, const Array& w_hh, std::optional<Array> b_hh,
                                    const Array& h0, std::optional<Array> c0, std::optional<Array> lengths,
                                    bool reverse) {

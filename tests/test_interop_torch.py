@@ -1,0 +1,317 @@
+"""ember.interop.torch: ember's kernels as torch custom ops, drop-in modules, patch() and the fused
+optimizers. Every op is checked against torch's own op in float64 (forward and gradients, tight)
+and in float32 (tolerance from the dtype and the reduction length), with torch.autograd.gradcheck,
+and with torch.library.opcheck (schema, fake kernel, autograd registration)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers.check import assert_close, tolerance
+
+torch = pytest.importorskip("torch")
+et = pytest.importorskip("ember.interop.torch")
+import ember as em  # noqa: E402
+import ember.interop.torch.ops as eo  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+F = torch.nn.functional
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+
+
+def _randn(*shape, dtype=torch.float64, grad=True):
+    return torch.randn(*shape, dtype=dtype).requires_grad_(grad)
+
+
+def _compare(ember_fn, torch_fn, inputs, dtype, n=1):
+    """ember_fn against torch_fn: in float64 on the inputs as given (tight), or in `dtype` against
+    torch_fn in float64 on the same values; forward and the gradient of every input."""
+    ref_in = [t.detach().double().requires_grad_(t.requires_grad) for t in inputs]
+    got_in = [t.detach().to(dtype).requires_grad_(t.requires_grad) for t in inputs]
+    got, ref = ember_fn(*got_in), torch_fn(*ref_in)
+    rtol = tolerance(str(dtype).replace("torch.", ""), n, ulps=8.0)
+    assert_close(got.detach().double(), ref.detach(), rtol, msg="forward")
+    cot = torch.randn_like(ref)
+    with_grad = [i for i, t in enumerate(inputs) if t.requires_grad]
+    g_got = torch.autograd.grad(got, [got_in[i] for i in with_grad], cot.to(dtype))
+    g_ref = torch.autograd.grad(ref, [ref_in[i] for i in with_grad], cot)
+    for i, a, b in zip(with_grad, g_got, g_ref):
+        assert_close(a.double(), b, rtol, msg=f"grad of input {i}")
+
+
+DTYPES = [torch.float64, torch.float32]
+
+
+# ---- the bridge ---------------------------------------------------------------------------------
+
+def test_import_ember_does_not_import_torch():
+    code = "import sys, ember; assert 'torch' not in sys.modules, 'import ember imported torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_torch_names_the_extra():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "try:\n    import ember.interop.torch\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert "ember[torch]" in out
+
+
+@pytest.mark.parametrize("make", [lambda: torch.randn(5, 7), lambda: torch.randn(7, 5).t(),
+                                  lambda: torch.randn(6, 9)[1:, ::2], lambda: torch.randn(0, 3)])
+def test_dlpack_shares_memory_both_ways(make):
+    t = make()
+    a = et.to_ember(t)
+    assert a.data_ptr == t.data_ptr() and tuple(a.shape) == tuple(t.shape)
+    assert tuple(a.strides) == t.stride()  # a strided view crosses as it is, not copied
+    back = et.to_torch(a)
+    assert back.data_ptr() == t.data_ptr() and back.stride() == t.stride()
+    t.add_(1.0)  # one memory: a write through torch is seen through ember
+    assert np.array_equal(em.Tensor._wrap(a).numpy(), t.numpy())
+
+
+def test_op_output_is_ember_memory_handed_over():
+    a, b = torch.randn(4, 6), torch.randn(6, 3)
+    out = eo.matmul_op(a, b)
+    assert et.to_ember(out).data_ptr == out.data_ptr()
+    assert_close(out.double(), a.double() @ b.double(), tolerance("float32", 6))
+
+
+def test_non_contiguous_inputs():
+    a, b = torch.randn(9, 5).t(), torch.randn(3, 9)[:, ::1].t()  # (5, 9) and (9, 3) transposed views
+    assert not a.is_contiguous()
+    assert_close(et.matmul(a, b).double(), a.double() @ b.double(), tolerance("float32", 9))
+    x = torch.randn(2, 10, 6, 3).permute(0, 3, 1, 2)[:, :, ::2]  # (2, 3, 5, 6), strided in every dim
+    w = torch.randn(4, 3, 3, 3)
+    assert_close(et.conv2d(x, w, padding=1).double(), F.conv2d(x.double(), w.double(), padding=1),
+                 tolerance("float32", 27, ulps=8))
+    ln = torch.randn(7, 5).t()
+    assert_close(et.layer_norm(ln, 7).double(), F.layer_norm(ln.double(), [7]), tolerance("float32", 7, ulps=8))
+
+
+# ---- each op against torch ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sa,sb", [((1, 1), (1, 1)), ((7, 13), (13, 5)), ((2, 3, 17, 9), (9, 5)),
+                                   ((3, 1, 4, 33), (5, 33, 2)), ((13,), (13, 3)), ((2, 7, 5), (5,))])
+def test_matmul(dtype, sa, sb):
+    _compare(et.matmul, torch.matmul, [_randn(*sa), _randn(*sb)], dtype, n=sa[-1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", [None, "relu", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("xs,out,bias", [((1, 1), 1, True), ((5, 13), 7, True), ((2, 3, 17), 11, False),
+                                         ((31,), 3, True)])
+def test_linear(dtype, activation, xs, out, bias):
+    acts = {None: lambda z: z, "relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda z: F.gelu(z, approximate="tanh")}
+    inputs = [_randn(*xs), _randn(out, xs[-1])] + ([_randn(out)] if bias else [])
+    _compare(lambda *a: et.linear(*a, activation=activation), lambda *a: acts[activation](F.linear(*a)), inputs,
+             dtype, n=xs[-1])
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
+def test_linear_fused_gelu_backward(activation):
+    """ember::linear called with the activation in the epilogue (the op itself, not linear()'s split)."""
+    acts = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda z: F.gelu(z, approximate="tanh")}
+    inputs = [_randn(4, 9), _randn(5, 9), _randn(5)]
+    _compare(lambda x, w, b: eo.linear_op(x, w, b, activation), lambda *a: acts[activation](F.linear(*a)), inputs,
+             torch.float64, n=9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(dtype, approximate):
+    _compare(lambda x: et.gelu(x, approximate), lambda x: F.gelu(x, approximate=approximate),
+             [_randn(3, 257) * 3], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,norm,affine", [((1, 2), 2, True), ((3, 17), 17, True), ((2, 5, 7, 3), (7, 3), True),
+                                               ((4, 33), 33, False)])
+def test_layer_norm(dtype, shape, norm, affine):
+    ns = (norm,) if isinstance(norm, int) else norm
+    inputs = [_randn(*shape)] + ([_randn(*ns), _randn(*ns)] if affine else [])
+    _compare(lambda x, *wb: et.layer_norm(x, ns, *wb), lambda x, *wb: F.layer_norm(x, ns, *wb), inputs, dtype,
+             n=int(np.prod(ns)))
+
+
+def _sdpa_masks(kind, Tq, Tk):
+    if kind == "bool":
+        m = torch.rand(Tq, Tk) > 0.3
+        m[:, 0] = True  # no fully masked row: torch's math gives NaN there, ember gives 0
+        return m
+    if kind == "float":
+        return torch.randn(1, 1, Tq, Tk, dtype=torch.float64)
+    return None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 1, 1), (2, 3, 5, 7, 4, 3), (2, 2, 17, 13, 8, 8), (1, 2, 33, 33, 16, 5)])
+@pytest.mark.parametrize("mask", [None, "causal", "bool", "float"])
+def test_scaled_dot_product_attention(dtype, shape, mask):
+    B, H, Tq, Tk, D, Dv = shape
+    m = _sdpa_masks(mask, Tq, Tk)
+    if m is not None and m.is_floating_point():
+        m = m.to(dtype)
+    causal = mask == "causal"
+    inputs = [_randn(B, H, Tq, D), _randn(B, H, Tk, D), _randn(B, H, Tk, Dv)]
+    _compare(lambda q, k, v: et.scaled_dot_product_attention(q, k, v, m, is_causal=causal),
+             lambda q, k, v: F.scaled_dot_product_attention(q, k, v, None if m is None else m.double() if
+                                                            m.is_floating_point() else m, is_causal=causal),
+             inputs, dtype, n=max(D, Tk))
+
+
+def test_scaled_dot_product_attention_3d_and_scale():
+    inputs = [_randn(6, 5, 4), _randn(6, 7, 4), _randn(6, 7, 3)]
+    _compare(lambda q, k, v: et.scaled_dot_product_attention(q, k, v, scale=0.3),
+             lambda q, k, v: F.scaled_dot_product_attention(q, k, v, scale=0.3), inputs, torch.float64)
+
+
+def test_attention_dropout():
+    q, k, v = _randn(2, 2, 9, 4), _randn(2, 2, 9, 4), _randn(2, 2, 9, 4)
+    em.manual_seed(3)
+    a = et.scaled_dot_product_attention(q, k, v, dropout_p=0.4)
+    b = et.scaled_dot_product_attention(q, k, v, dropout_p=0.4)
+    em.manual_seed(3)
+    c = et.scaled_dot_product_attention(q, k, v, dropout_p=0.4)
+    assert not torch.equal(a, b) and torch.equal(a, c)  # fresh numbers per call, reproducible from the seed
+
+    def reseeded(q, k, v):  # gradcheck re-runs the forward: the same dropout mask each time
+        em.manual_seed(11)
+        return et.scaled_dot_product_attention(q, k, v, dropout_p=0.3)
+
+    assert torch.autograd.gradcheck(reseeded, (q, k, v))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs,ws,kw", [((1, 1, 1, 1), (1, 1, 1, 1), {}),
+                                      ((2, 3, 7, 11), (5, 3, 3, 3), dict(padding=1)),
+                                      ((1, 4, 13, 9), (6, 2, 3, 2), dict(stride=2, padding=(1, 2), dilation=(2, 1),
+                                                                         groups=2)),
+                                      ((3, 2, 8, 8), (4, 2, 4, 4), dict(padding="same")),
+                                      ((2, 6, 5, 5), (6, 1, 3, 3), dict(groups=6, stride=(1, 2)))])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's reference, on the even kernel
+def test_conv2d(dtype, xs, ws, kw, bias):
+    inputs = [_randn(*xs), _randn(*ws)] + ([_randn(ws[0])] if bias else [])
+    _compare(lambda *a: et.conv2d(*a, **kw), lambda *a: F.conv2d(*a, **kw), inputs, dtype,
+             n=ws[1] * ws[2] * ws[3])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("T,B,I,H", [(1, 1, 1, 1), (7, 3, 5, 4), (13, 2, 3, 17)])
+def test_rnn_layer(dtype, mode, T, B, I, H):
+    G = 4 if mode == "LSTM" else 3
+    inputs = [_randn(T, B, I), _randn(B, H), _randn(B, H), _randn(G * H, I) * 0.5, _randn(G * H, H) * 0.5,
+              _randn(G * H), _randn(G * H)]
+
+    def ember_fn(x, h0, c0, *w):  # outputs, h_n and c_n in one tensor, so every gradient path is checked
+        if mode == "LSTM":
+            out, h, c = et.lstm_layer(x, h0, c0, *w)
+            return torch.cat([out, h[None], c[None]])
+        out, h = et.gru_layer(x, h0, *w)
+        return torch.cat([out, h[None]]) + 0 * c0.sum()
+
+    def torch_fn(x, h0, c0, *w):  # torch's own single-layer kernel on the same weights
+        if mode == "LSTM":
+            o, h, c = torch._VF.lstm(x, (h0[None], c0[None]), list(w), True, 1, 0.0, False, False, False)
+            return torch.cat([o, h, c])
+        o, h = torch._VF.gru(x, h0[None], list(w), True, 1, 0.0, False, False, False)
+        return torch.cat([o, h]) + 0 * c0.sum()
+
+    _compare(ember_fn, torch_fn, inputs, dtype, n=T * (I + H))
+
+
+# ---- gradcheck and opcheck per op (float64) ---------------------------------------------------------
+
+def _small(*shape):
+    return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+
+GRADCHECKS = {
+    "matmul": (et.matmul, lambda: (_small(2, 3, 4), _small(4, 2))),
+    "linear": (lambda x, w, b: et.linear(x, w, b, "relu"), lambda: (_small(3, 4), _small(2, 4), _small(2))),
+    "linear_gelu": (lambda x, w, b: eo.linear_op(x, w, b, "gelu"), lambda: (_small(3, 4), _small(2, 4), _small(2))),
+    "gelu": (et.gelu, lambda: (_small(3, 5),)),
+    "layer_norm": (lambda x, w, b: et.layer_norm(x, 5, w, b), lambda: (_small(3, 5), _small(5), _small(5))),
+    "sdpa": (lambda q, k, v: et.scaled_dot_product_attention(q, k, v, is_causal=True),
+             lambda: (_small(1, 2, 3, 4), _small(1, 2, 3, 4), _small(1, 2, 3, 2))),
+    "conv2d": (lambda x, w, b: et.conv2d(x, w, b, stride=2, padding=1, groups=2),
+               lambda: (_small(1, 2, 5, 4), _small(2, 1, 3, 3), _small(2))),
+    "lstm": (lambda x, h, c, *w: torch.cat([t.reshape(-1) for t in et.lstm_layer(x, h, c, *w)]),
+             lambda: (_small(3, 2, 2), _small(2, 3), _small(2, 3), _small(12, 2), _small(12, 3), _small(12),
+                      _small(12))),
+    "gru": (lambda x, h, *w: torch.cat([t.reshape(-1) for t in et.gru_layer(x, h, *w, reverse=True)]),
+            lambda: (_small(3, 2, 2), _small(2, 3), _small(9, 2), _small(9, 3), _small(9), _small(9))),
+}
+
+
+@pytest.mark.parametrize("name", list(GRADCHECKS))
+def test_gradcheck(name):
+    fn, make = GRADCHECKS[name]
+    assert torch.autograd.gradcheck(fn, make())
+
+
+OPCHECKS = {
+    "matmul": lambda: (eo.matmul_op, (_small(3, 4), _small(4, 2))),
+    "linear": lambda: (eo.linear_op, (_small(3, 4), _small(2, 4), _small(2), "relu")),
+    "gelu": lambda: (eo.gelu_op, (_small(3, 5), "tanh")),
+    "layer_norm": lambda: (eo.layer_norm_op, (_small(3, 5), [5], _small(5), _small(5), 1e-5)),
+    "sdpa": lambda: (eo.attention_op, (_small(1, 2, 3, 4), _small(1, 2, 3, 4), _small(1, 2, 3, 2), None, 0.0, True,
+                                       None)),
+    "conv2d": lambda: (eo.conv2d_op, (_small(1, 2, 5, 4), _small(2, 1, 3, 3), _small(2), [2, 1], [1, 1, 0, 0],
+                                      [1, 1], 2)),
+    "lstm": lambda: (eo.lstm_op, (_small(3, 2, 2), _small(2, 3), _small(2, 3), _small(12, 2), _small(12, 3),
+                                  _small(12), _small(12), False)),
+    "gru": lambda: (eo.gru_op, (_small(3, 2, 2), _small(2, 3), _small(9, 2), _small(9, 3), None, _small(9), True)),
+}
+
+
+@pytest.mark.parametrize("name", list(OPCHECKS))
+def test_opcheck(name):
+    op, args = OPCHECKS[name]()
+    torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor", "test_autograd_registration",
+                                                "test_aot_dispatch_dynamic"))
+
+
+# ---- bad inputs -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call,err,words", [
+    (lambda: et.matmul(torch.randn(3, 4), torch.randn(4, 2, dtype=torch.float64)), TypeError, ["ember::matmul", "float64"]),
+    (lambda: et.matmul(torch.randn(3, 4), torch.randn(5, 2)), ValueError, ["ember::matmul", "(3, 4)", "(5, 2)"]),
+    (lambda: et.linear(torch.randn(3, 4), torch.randn(2, 5)), ValueError, ["ember::linear", "(2, 5)"]),
+    (lambda: et.linear(torch.randn(3, 4), torch.randn(2, 4), activation="tanh"), ValueError, ["ember::linear", "tanh"]),
+    (lambda: et.conv2d(torch.randn(1, 3, 5, 5), torch.randn(2, 2, 3, 3)), ValueError, ["ember::conv2d", "(2, 2, 3, 3)"]),
+    (lambda: et.layer_norm(torch.randn(3, 4), 5), ValueError, ["ember::layer_norm", "(3, 4)"]),
+    (lambda: et.scaled_dot_product_attention(torch.randn(1, 2, 3), torch.randn(1, 2, 4), torch.randn(1, 2, 4)),
+     ValueError, ["ember::scaled_dot_product_attention", "(1, 2, 3)"]),
+    (lambda: et.lstm_layer(torch.randn(3, 2, 4), torch.randn(2, 5), torch.randn(2, 5), torch.randn(20, 3),
+                           torch.randn(20, 5)), ValueError, ["ember::lstm", "(20, 3)"]),
+    (lambda: et.gelu(torch.ones(3, dtype=torch.int64)), TypeError, ["ember::gelu", "int64"]),
+    (lambda: et.matmul(torch.randn(3, 4), torch.randn(4, 2, device="meta")), ValueError, ["ember::matmul", "meta"]),
+])
+def test_bad_inputs_name_the_op(call, err, words):
+    with pytest.raises(err) as info:
+        call()
+    for w in words:
+        assert w in str(info.value)
+
+
+@pytest.mark.cuda
+def test_cuda_tensors_take_the_cuda_kernels():
+    if not torch.cuda.is_available():
+        pytest.skip("torch without CUDA")
+    a, b = torch.randn(33, 17, device="cuda"), torch.randn(17, 9, device="cuda")
+    assert et.to_ember(a).device == "cuda:0"
+    out = et.matmul(a, b)
+    assert out.is_cuda and et.to_ember(out).device == "cuda:0"
+    assert_close(out.double().cpu(), a.double().cpu() @ b.double().cpu(), 1e-3)
+    with pytest.raises(ValueError, match="ember::matmul"):
+        et.matmul(a, b.cpu())
