@@ -8,8 +8,8 @@ static Device dev(const std::string& s) { return Device::parse(s); }
 
 void init_array(py::module_& m) {
   py::class_<Array>(m, "Array")
-      .def_property_readonly("shape", [](const Array& a) { return py::tuple(py::cast(a.shape())); })
-      .def_property_readonly("strides", [](const Array& a) { return py::tuple(py::cast(a.strides())); })
+      .def_property_readonly("shape", [](const Array& a) { return a.shape(); })
+      .def_property_readonly("strides", [](const Array& a) { return a.strides(); })
       .def_property_readonly("offset", &Array::offset)
       .def_property_readonly("dtype", [](const Array& a) { return std::string(dtype_name(a.dtype())); })
       .def_property_readonly("device", [](const Array& a) { return a.device().str(); })

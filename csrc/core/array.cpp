@@ -5,11 +5,11 @@
 
 namespace ember {
 
-std::string shape_str(const Shape& s) {
+std::string shape_str(const int64_t* s, size_t n) {
   std::ostringstream os;
   os << "(";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  if (s.size() == 1) os << ",";
+  for (size_t i = 0; i < n; ++i) os << (i ? ", " : "") << s[i];
+  if (n == 1) os << ",";
   os << ")";
   return os.str();
 }

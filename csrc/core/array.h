@@ -9,10 +9,12 @@
 #include <vector>
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/small_vector.h"
 
 namespace ember {
 
-using Shape = std::vector<int64_t>;
+// Shapes and strides (in elements): inline up to rank 6, so making an array allocates no vectors.
+using Shape = SmallVector<int64_t, 6>;
 constexpr int kMaxDims = 16;
 
 struct Device {

@@ -18,7 +18,10 @@ namespace ember {
 struct TypeError : std::runtime_error { using std::runtime_error::runtime_error; };
 struct OutOfMemory : std::runtime_error { using std::runtime_error::runtime_error; };
 
-std::string shape_str(const std::vector<int64_t>& shape);
+// "(2, 3)", "(4,)": a shape (or strides) as Python prints a tuple; any container of int64_t.
+std::string shape_str(const int64_t* dims, size_t n);
+template <typename Dims>
+std::string shape_str(const Dims& dims) { return shape_str(dims.data(), dims.size()); }
 
 template <typename... Parts>
 std::string cat_str(const Parts&... parts) {

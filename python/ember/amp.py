@@ -74,6 +74,11 @@ def autocast_dtype(device):
     return None
 
 
+def autocasting() -> bool:
+    """Whether an autocast region is open on this thread (ops skip their cast step when not)."""
+    return bool(_state.stack)
+
+
 def cast_for_gemm(*tensors):
     """Inside autocast: the floating inputs of a GEMM-heavy op cast to the autocast dtype (None
     entries pass through). Outside: the inputs unchanged."""

@@ -7,7 +7,7 @@ import math
 from .. import _C
 from .. import dtypes as _dt
 from ..tensor import Tensor
-from ._util import as_tensor, make, unbroadcast, wrap
+from ._util import as_tensor, make, records, unbroadcast, wrap
 
 U, B = _C.UnaryOp, _C.BinaryOp
 
@@ -17,8 +17,10 @@ U, B = _C.UnaryOp, _C.BinaryOp
 def _unary(op, x: Tensor, lo=0.0, hi=0.0) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"[{op.name}] expected a Tensor, got {type(x).__name__}")
-    return make(_C.unary(op, x._a, lo, hi), (x,),
-                lambda g: (wrap(_C.unary_backward(op, x._a, g._a, lo, hi)),), op.name)
+    out = _C.unary(op, x._a, lo, hi)
+    if not records(x):
+        return wrap(out)
+    return make(out, (x,), lambda g: (wrap(_C.unary_backward(op, x._a, g._a, lo, hi)),), op.name)
 
 
 def neg(x): return _unary(U.neg, x)
@@ -67,8 +69,11 @@ def _operands(a, b):
 
 
 def _binary(op, a, b, grads, name=None):
-    a, b = _operands(a, b)
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        a, b = _operands(a, b)
     out = _C.binary(op, a._a, b._a)
+    if not records(a, b):
+        return wrap(out)
 
     def backward(g):
         ga, gb = grads(g, a, b, out)
@@ -78,9 +83,14 @@ def _binary(op, a, b, grads, name=None):
     return make(out, (a, b), backward, name or op.name)
 
 
-def add(a, b): return _binary(B.add, a, b, lambda g, a, b, o: (g, g))
-def sub(a, b): return _binary(B.sub, a, b, lambda g, a, b, o: (g, -g))
-def mul(a, b): return _binary(B.mul, a, b, lambda g, a, b, o: (g * b, g * a))
+def _add_grads(g, a, b, o): return g, g
+def _sub_grads(g, a, b, o): return g, -g
+def _mul_grads(g, a, b, o): return g * b, g * a
+
+
+def add(a, b): return _binary(B.add, a, b, _add_grads)
+def sub(a, b): return _binary(B.sub, a, b, _sub_grads)
+def mul(a, b): return _binary(B.mul, a, b, _mul_grads)
 
 
 def div(a, b):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from .. import _C
 from ..tensor import Tensor
-from ..amp import cast_for_gemm
+from ..amp import autocasting, cast_for_gemm
 from ..autograd.graph import is_grad_enabled
-from ._util import make, unbroadcast, wrap
+from ._util import make, records, unbroadcast, wrap
 
 _ACTS = {None: _C.Activation.none, "none": _C.Activation.none, "relu": _C.Activation.relu,
          "gelu": _C.Activation.gelu, "gelu_tanh": _C.Activation.gelu_tanh}
@@ -20,8 +20,8 @@ def _mT(a):
 
 def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
     out = _C.matmul(a._a, b._a)
-    if not (a.requires_grad or b.requires_grad):  # no graph to record: skip building the closure
-        return Tensor._wrap(out)
+    if not records(a, b):  # no graph to record: skip building the closure
+        return wrap(out)
 
     def backward(g):
         ga = wrap(_C.matmul(g._a, _mT(b._a))) if a.requires_grad else None
@@ -37,7 +37,8 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     broadcast."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"[matmul] expected Tensors, got {type(a).__name__} and {type(b).__name__}")
-    a, b = cast_for_gemm(a, b)
+    if autocasting():
+        a, b = cast_for_gemm(a, b)
     an, bn = a._a.ndim, b._a.ndim
     if an >= 2 and bn >= 2:
         return _matmul_nd(a, b)
