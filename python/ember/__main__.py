@@ -1,5 +1,5 @@
 """python -m ember info | bench [family ...] [--json PATH] [--repeat N] [--threads N] [--device cpu|cuda]
-[--quick] | demo"""
+[--quick] [--sweep [--only TEXT]] | demo"""
 from __future__ import annotations
 
 import argparse
@@ -44,8 +44,16 @@ def _bench_one(family, args, json_path):
     suite = load(family)
     print(f"\n== {family} on {args.device}: {em.get_num_threads()} threads, SIMD {em._C.simd_level()}, "
           f"{args.repeat} repeats ==", flush=True)
-    results = suite.run(device=args.device, quick=args.quick, repeat=args.repeat)
+    if args.sweep:  # the shape sweep of the suite (gemm): printed with its worst and median ratios
+        if not hasattr(suite, "sweep"):
+            sys.exit(f"--sweep: the {family} suite has no shape sweep")
+        results = suite.sweep(repeat=args.repeat, only=args.only)
+        family = f"{family}-sweep"
+    else:
+        results = suite.run(device=args.device, quick=args.quick, repeat=args.repeat)
     harness.print_table(results)
+    for line in (suite.sweep_summary(results) if args.sweep else []):
+        print(line)
     if args.quick and not json_path:
         print("(--quick: results not saved)")
     else:
@@ -83,6 +91,9 @@ def _parser():
     b.add_argument("--threads", type=int, default=0, help="CPU threads for ember and PyTorch (default: all)")
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--quick", action="store_true", help="small sizes, seconds in all; not saved without --json")
+    b.add_argument("--sweep", action="store_true", help="gemm: the shape sweep (odd, tall-skinny, small K, batched, "
+                   "transposed, strided), ember/NumPy/PyTorch interleaved, with the worst and median ratios")
+    b.add_argument("--only", help="with --sweep: only the cases whose name contains this")
     d = sub.add_parser("demo", help="train a CNN on the shipped handwritten digits; save weights and curves")
     d.add_argument("--epochs", type=int, default=30, help="at most this many (early stopping ends sooner)")
     d.add_argument("--out", default="ember-demo", help="folder for the weights and the PNG (default ./ember-demo)")

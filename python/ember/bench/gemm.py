@@ -17,7 +17,7 @@ import numpy as np
 import ember as em
 from ember import _C
 
-from .harness import Result, fp32_peak_gflops, run_case, time_ms, torch_peer
+from .harness import EPS32, NAN, Result, check_close, fp32_peak_gflops, measure, run_case, time_ms, torch_peer
 
 
 def _cases(quick):
@@ -154,6 +154,143 @@ def run(device="cpu", quick=False, repeat=10):
             results.append(Result("gemm", name + " (api)", shape, "float32", str(device), api_ms,
                                   flops / api_ms / 1e6, "GFLOP/s", "numpy", np_ms, flops / np_ms / 1e6, peak, bool(valid)))
     return results
+
+
+# ---- the shape sweep (--sweep) ---------------------------------------------------------------------
+# Each case: (name, group, A's shape as multiplied, B's, how each operand is laid out). Layouts:
+# "n" contiguous, "t" the transpose of a contiguous array (column-major), "s2" every other column of a
+# twice-as-wide array (column stride 2), "sub" a window of a larger array (row stride > width).
+
+def _sweep_cases():
+    sq = [(f"odd {n}^3", "odd", (n, n), (n, n), "n", "n") for n in (97, 127, 129, 255, 257, 383, 513, 769, 1023)]
+    return sq + [
+        ("tall 8192x64 @ 64x64", "tall-skinny", (8192, 64), (64, 64), "n", "n"),
+        ("tall 4096x256 @ 256x32", "tall-skinny", (4096, 256), (256, 32), "n", "n"),
+        ("wide 64x64 @ 64x8192", "tall-skinny", (64, 64), (64, 8192), "n", "n"),
+        ("rows 16 @ 1024x1024", "tall-skinny", (16, 1024), (1024, 1024), "n", "n"),
+        ("cols 1024x1024 @ 16", "tall-skinny", (1024, 1024), (1024, 16), "n", "n"),
+        ("gemv 1 @ 1024x1024", "tall-skinny", (1, 1024), (1024, 1024), "n", "n"),
+        ("gemv 1024x1024 @ 1", "tall-skinny", (1024, 1024), (1024, 1), "n", "n"),
+        ("inner 64x8192 @ 8192x64", "tall-skinny", (64, 8192), (8192, 64), "n", "n"),
+        ("k=1 512x1 @ 1x512", "small K", (512, 1), (1, 512), "n", "n"),
+        ("k=4 1024x4 @ 4x1024", "small K", (1024, 4), (4, 1024), "n", "n"),
+        ("k=16 2048x16 @ 16x2048", "small K", (2048, 16), (16, 2048), "n", "n"),
+        ("k=48 1000x48 @ 48x1000", "small K", (1000, 48), (48, 1000), "n", "n"),
+        ("batch 4096 x 8^3", "batched", (4096, 8, 8), (4096, 8, 8), "n", "n"),
+        ("batch 1024 x 16^3", "batched", (1024, 16, 16), (1024, 16, 16), "n", "n"),
+        ("batch 256 x 32^3", "batched", (256, 32, 32), (256, 32, 32), "n", "n"),
+        ("batch 64 x 100x20 @ 20x100", "batched", (64, 100, 20), (64, 20, 100), "n", "n"),
+        ("batch 48 x 128x64 @ 64x128", "batched", (48, 128, 64), (48, 64, 128), "n", "n"),
+        ("batch 7 x 200^3", "batched", (7, 200, 200), (7, 200, 200), "n", "n"),
+        ("A^T 512^3", "transposed", (512, 512), (512, 512), "t", "n"),
+        ("B^T 512^3", "transposed", (512, 512), (512, 512), "n", "t"),
+        ("A^T B^T 512^3", "transposed", (512, 512), (512, 512), "t", "t"),
+        ("A^T 300x700 @ 700x200", "transposed", (300, 700), (700, 200), "t", "n"),
+        ("B^T 129x1000 @ 1000x130", "transposed", (129, 1000), (1000, 130), "n", "t"),
+        ("A^T B^T 257^3", "transposed", (257, 257), (257, 257), "t", "t"),
+        ("A[:, ::2] 512^3", "strided", (512, 512), (512, 512), "s2", "n"),
+        ("B[:, ::2] 512^3", "strided", (512, 512), (512, 512), "n", "s2"),
+        ("window 500^3 of 640^2", "strided", (500, 500), (500, 500), "sub", "sub"),
+        ("B^T[:, ::2] 384^3", "strided", (384, 384), (384, 384), "n", "ts2"),
+    ]
+
+
+def _operand(rng, shape, layout):
+    """A float32 array of `shape` (as multiplied) laid out as `layout` says, as a NumPy view."""
+    if layout == "n":
+        return rng.standard_normal(shape).astype(np.float32)
+    if layout == "t":
+        return np.swapaxes(rng.standard_normal(shape[:-2] + shape[:-3:-1]).astype(np.float32), -1, -2)
+    if layout == "s2":
+        return rng.standard_normal(shape[:-1] + (2 * shape[-1],)).astype(np.float32)[..., ::2]
+    if layout == "ts2":  # transposed, then every other column
+        return _operand(rng, shape[:-1] + (2 * shape[-1],), "t")[..., ::2]
+    big = rng.standard_normal(tuple(s + 140 for s in shape)).astype(np.float32)  # "sub"
+    return big[..., 7:7 + shape[-2], 3:3 + shape[-1]]
+
+
+def _ember_view(x):
+    """The same view over ember memory: the strides of the NumPy view, on a copy of its base."""
+    base = x.base if x.base is not None else x
+    while base.base is not None:
+        base = base.base
+    t = em.tensor(np.ascontiguousarray(base))
+    offset = (x.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // 4
+    return em.Tensor._wrap(t._a.as_strided(list(x.shape), [s // 4 for s in x.strides], offset))
+
+
+def _torch_view(torch, x):
+    base = x.base if x.base is not None else x
+    while base.base is not None:
+        base = base.base
+    offset = (x.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // 4
+    return torch.from_numpy(np.ascontiguousarray(base)).as_strided(x.shape, [s // 4 for s in x.strides], offset)
+
+
+def _interleaved(fns, repeat, rounds):
+    """Median ms of each fn over `rounds` rounds in which every fn is measured once in turn, so that a
+    slow phase of the shared machine falls on all of them alike; the min over all samples too."""
+    per = {name: [] for name in fns}
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = measure(fn, "cpu", max(3, repeat // rounds))
+            per[name].append(t.median_ms)
+            best[name] = min(best[name], t.min_ms)
+    return {name: float(np.median(v)) for name, v in per.items()}, best
+
+
+def sweep(repeat=20, rounds=3, only=None):
+    """Every sweep case validated against float64, then ember's _C.matmul, NumPy and PyTorch timed
+    interleaved; Results carry the ratio to the best peer (`only`: a substring of the case names)."""
+    rng = np.random.default_rng(0)
+    torch = torch_peer("cpu")
+    peak = fp32_peak_gflops()
+    results = []
+    for name, group, sa, sb, la, lb in _sweep_cases():
+        if only and only not in name:
+            continue
+        A, B = _operand(rng, sa, la), _operand(rng, sb, lb)
+        ea, eb = _ember_view(A), _ember_view(B)
+        k = A.shape[-1]
+        ref = A.astype(np.float64) @ B.astype(np.float64)
+        tol = 4 * np.sqrt(k) * EPS32 * (np.abs(A).astype(np.float64) @ np.abs(B).astype(np.float64)) + 1e-30
+        fns = {"ember": lambda: _C.matmul(ea._a, eb._a), "numpy": lambda: A @ B}
+        if torch is not None:
+            tA, tB = _torch_view(torch, A), _torch_view(torch, B)
+            fns["torch"] = lambda: tA @ tB
+        checks = {n: check_close(fn(), ref, tol) for n, fn in fns.items()}
+        notes = [f"{n} check failed: {why}" for n, (ok, why) in checks.items() if not ok]
+        med, best = _interleaved({n: fn for n, fn in fns.items() if checks[n][0]}, repeat, rounds)
+        flops = 2.0 * np.prod(ref.shape) * k
+        peers = {n: v for n, v in med.items() if n != "ember"}
+        top = min(peers, key=peers.get) if peers else ""
+        ms = med.get("ember", NAN)
+        results.append(Result("gemm", name, _shape_str(A, B, la, lb), "float32", "cpu", ms, flops / ms / 1e6,
+                              "GFLOP/s", top, peers.get(top, NAN), flops / peers[top] / 1e6 if top else NAN, peak,
+                              checks["ember"][0], ms_min=best.get("ember", NAN),
+                              peers={n: flops / v / 1e6 for n, v in peers.items()}, note="; ".join(notes),
+                              extra={"group": group}))
+    return results
+
+
+def _shape_str(A, B, la, lb):
+    mark = {"n": "", "t": "T", "s2": "s", "sub": "w", "ts2": "Ts"}
+    return f"{'x'.join(map(str, A.shape))}{mark[la]}@{'x'.join(map(str, B.shape[-2:]))}{mark[lb]}"
+
+
+def sweep_summary(results):
+    """The lines under the sweep's table: the worst ratios, the median, and the median per group."""
+    valid = [r for r in results if r.ratio == r.ratio]
+    if not valid:
+        return ["no valid cases"]
+    ratios = sorted(valid, key=lambda r: r.ratio)
+    lines = [f"median ratio to the best peer {np.median([r.ratio for r in valid]):.2f} over {len(valid)} cases; "
+             f"worst: " + ", ".join(f"{r.case} {r.ratio:.2f}" for r in ratios[:3])]
+    groups = sorted({r.extra.get("group", "") for r in valid})
+    lines.append("per group (median): " + ", ".join(
+        f"{g} {np.median([r.ratio for r in valid if r.extra.get('group') == g]):.2f}" for g in groups))
+    return lines
 
 
 def plot(results, path):
