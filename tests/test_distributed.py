@@ -250,6 +250,11 @@ def test_fit_distributed_matches_one_process(n, tmp_path):
 
 
 @needs_mpi
+def test_no_sync_accumulates_and_a_stray_backward_is_refused(tmp_path):
+    assert ok(launch(2, "no_sync", tmp_path)[0]).count("no_sync ok") == 2
+
+
+@needs_mpi
 def test_model_mismatch_is_a_clear_error_on_every_rank(tmp_path):
     text = ok(launch(2, "mismatch", tmp_path)[0])
     assert text.count("mismatch ok") == 2, text
@@ -272,6 +277,12 @@ def test_a_rank_that_dies_ends_the_run(how, tmp_path):
     assert proc.returncode != 0 and seconds < 30, text
     if how == "raise":
         assert "rank 1 fails on purpose" in text and "aborting every rank" in text
+
+
+@needs_mpi
+@pytest.mark.skipif(em.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_nccl_backend_without_a_gpu_is_a_clear_error(tmp_path):
+    assert ok(launch(1, "nccl_on_cpu", tmp_path)[0]).count("nccl refused ok") == 1
 
 
 @needs_mpi
@@ -350,6 +361,31 @@ def scenario_fit(dist, out):
             json.dump(history, f)
 
 
+def scenario_no_sync(dist, out):
+    """Two micro-batches, the first inside no_sync(): the grads are the ranks' mean of the local sums."""
+    r = dist.rank()
+    em.manual_seed(0)
+    model = net()
+    ddp = dist.DistributedDataParallel(model, bucket_cap_mb=1e-3)
+    x, y = images(8, seed=10 + r)
+    with ddp.no_sync():
+        F.cross_entropy(ddp(em.tensor(x[:4])), em.tensor(y[:4])).backward()
+    F.cross_entropy(ddp(em.tensor(x[4:])), em.tensor(y[4:])).backward()
+    twin = net()  # the same weights, trained alone: the local sums
+    twin.load_state_dict(model.state_dict())
+    F.cross_entropy(twin(em.tensor(x[:4])), em.tensor(y[:4])).backward()
+    F.cross_entropy(twin(em.tensor(x[4:])), em.tensor(y[4:])).backward()
+    local = [p.grad.numpy().astype(np.float64) for p in twin.parameters()]
+    mean = [np.mean(g, axis=0) for g in zip(*dist.all_gather_object(local))]
+    for p, want in zip(model.parameters(), mean):
+        np.testing.assert_allclose(p.grad.numpy(), want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+    try:
+        F.cross_entropy(model(em.tensor(x[:4])), em.tensor(y[:4])).backward()  # the bare module, after the sync
+    except dist.DistributedError as e:
+        assert "second backward" in str(e), e
+        print(f"no_sync ok {r}")
+
+
 def scenario_mismatch(dist, out):
     width = 16 if dist.rank() == 0 else 17
     try:
@@ -376,6 +412,14 @@ def scenario_exit(dist, out):
     dist.all_reduce(em.ones(3))
 
 
+def scenario_nccl_on_cpu(dist, out):
+    try:
+        dist.init(backend="nccl")
+    except RuntimeError as e:
+        assert "needs a CUDA GPU" in str(e) and not dist.is_initialized(), e
+        print("nccl refused ok")
+
+
 def scenario_nccl(dist, out):
     r, w = dist.rank(), dist.world_size()
     device = dist.device()
@@ -397,7 +441,9 @@ def scenario_nccl(dist, out):
 if __name__ == "__main__":
     import ember.distributed as dist
     name, out = sys.argv[1], sys.argv[2]
-    dist.init(backend="nccl" if name == "nccl" else "mpi", timeout=1.0 if name == "timeout" else 60.0)
+    if name != "nccl_on_cpu":
+        dist.init(backend="nccl" if name == "nccl" else "mpi", timeout=1.0 if name == "timeout" else 60.0)
     {"collectives": scenario_collectives, "ddp": scenario_ddp, "fit": scenario_fit, "mismatch": scenario_mismatch,
      "replicated": lambda d, o: scenario_ddp(d, o, replicated=True), "timeout": scenario_timeout,
-     "raise": scenario_raise, "exit": scenario_exit, "nccl": scenario_nccl}[name](dist, out)
+     "raise": scenario_raise, "exit": scenario_exit, "nccl": scenario_nccl,
+     "nccl_on_cpu": scenario_nccl_on_cpu, "no_sync": scenario_no_sync}[name](dist, out)

@@ -112,7 +112,9 @@ class DistributedDataParallel(nn.Module):
         self._buckets = self._make_buckets(bucket_cap_mb * 2 ** 20)
         self._where = {id(p): (b, i) for b in self._buckets for i, p in enumerate(b.params)}
         self._handles = [register_post_accumulate_grad_hook(p, self._on_grad) for b in self._buckets for p in b.params]
-        self._armed = self._syncing = self._local_only = False
+        # "idle" until a forward, "armed" from forward to the end of backward's sync, then "synced";
+        # "local" inside no_sync()
+        self._state, self._syncing = "idle", False
 
     def _make_buckets(self, cap_bytes):
         groups = {}  # (device, dtype) -> [([params of one bucket], bytes), ...]
@@ -141,15 +143,18 @@ class DistributedDataParallel(nn.Module):
                                         "gradient sync (did it raise?); the ranks are out of step")
         for b in self._buckets:
             b.reset()
-        self._armed, self._syncing = not self._local_only, False
+        if self._state != "local":
+            self._state = "armed"
+        self._syncing = False
 
     def _on_grad(self, p):
-        if not self._armed:
-            return  # inside no_sync(), or backward through the bare module: gradients stay local
+        if self._state == "synced":
+            raise comm.DistributedError("[DistributedDataParallel] a second backward after this step's gradients were "
+                                        f"averaged (parameter of shape {p.shape}) would leave the ranks apart: call "
+                                        "the wrapped model (forward) before each backward, or use no_sync()")
+        if self._state != "armed":
+            return  # inside no_sync(), or before any forward through the wrapper: gradients stay local
         bucket, i = self._where[id(p)]
-        if bucket.grads[i] is not None:
-            raise comm.DistributedError("[DistributedDataParallel] a parameter got its gradient twice in one step "
-                                        f"(shape {p.shape}); call the model (forward) before each backward")
         if not self._syncing:
             self._syncing = True
             queue_callback(self.sync_gradients)
@@ -171,9 +176,9 @@ class DistributedDataParallel(nn.Module):
         """Sends what backward has not (a rank with no data this step calls it instead of backward),
         waits for every bucket and sets each parameter's averaged .grad. Runs by itself at the end of
         backward; calling it again in the same step does nothing."""
-        if not self._armed:
+        if self._state != "armed":
             return
-        self._armed = False
+        self._state = "synced"
         for b in self._buckets:
             if b.work is None:
                 self._launch(b)
@@ -186,11 +191,11 @@ class DistributedDataParallel(nn.Module):
     def no_sync(self):
         """Backward passes inside accumulate local gradients only; the first synced backward after it
         averages the accumulated sums (all-reduce is linear, so nothing is lost)."""
-        self._armed, self._local_only = False, True
+        self._state = "local"
         try:
             yield
         finally:
-            self._local_only = False
+            self._state = "idle"
 
     def remove_hooks(self):
         """Detaches this wrapper from the parameters (the module trains alone again)."""
