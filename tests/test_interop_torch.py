@@ -315,3 +315,222 @@ def test_cuda_tensors_take_the_cuda_kernels():
     assert_close(out.double().cpu(), a.double().cpu() @ b.double().cpu(), 1e-3)
     with pytest.raises(ValueError, match="ember::matmul"):
         et.matmul(a, b.cpu())
+
+
+# ---- modules ------------------------------------------------------------------------------------
+
+def _outputs(out):
+    """The tensors of a module's output (nested tuples flattened; None dropped)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for o in out if o is not None for t in _outputs(o)]
+
+
+def _module_pair(make, ember_cls):
+    """torch's module and the ember one loading its state_dict, both float64."""
+    ref = make().double()
+    mine = make().double()
+    mine.__class__ = ember_cls
+    mine.load_state_dict(ref.state_dict())
+    return ref, mine
+
+
+def _compare_modules(make, ember_cls, inputs, rtol, call=lambda m, *a: m(*a)):
+    ref, mine = _module_pair(make, ember_cls)
+    ref_in = [t.detach().clone().requires_grad_(t.is_floating_point()) if isinstance(t, torch.Tensor) else t
+              for t in inputs]
+    got_in = [t.detach().clone().requires_grad_(t.is_floating_point()) if isinstance(t, torch.Tensor) else t
+              for t in inputs]
+    got, want = _outputs(call(mine, *got_in)), _outputs(call(ref, *ref_in))
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert_close(a.detach(), b.detach(), rtol, msg="module output")
+    cots = [torch.randn_like(b) for b in want]
+    sum(((a * c).sum() for a, c in zip(got, cots))).backward()
+    sum(((b * c).sum() for b, c in zip(want, cots))).backward()
+    for (name, p), q in zip(mine.named_parameters(), ref.parameters()):
+        assert_close(p.grad, q.grad, rtol, msg=f"grad of {name}")
+    for a, b in zip(got_in, ref_in):
+        if isinstance(a, torch.Tensor) and a.requires_grad:
+            assert_close(a.grad, b.grad, rtol, msg="grad of the input")
+
+
+RTOL64 = tolerance("float64", 4096, ulps=64)  # float64 through a few layers
+
+
+def test_linear_conv_layernorm_gelu_modules():
+    _compare_modules(lambda: torch.nn.Linear(13, 7), et.Linear, [_randn(3, 5, 13)], RTOL64)
+    _compare_modules(lambda: torch.nn.Linear(5, 1, bias=False), et.Linear, [_randn(5)], RTOL64)
+    _compare_modules(lambda: torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), et.Conv2d,
+                     [_randn(2, 4, 9, 7)], RTOL64)
+    _compare_modules(lambda: torch.nn.Conv2d(3, 2, (2, 3), padding="valid", bias=False), et.Conv2d,
+                     [_randn(3, 5, 6)], RTOL64)  # unbatched
+    _compare_modules(lambda: torch.nn.LayerNorm((5, 3)), et.LayerNorm, [_randn(2, 7, 5, 3)], RTOL64)
+    _compare_modules(lambda: torch.nn.GELU("tanh"), et.GELU, [_randn(4, 9)], RTOL64)
+
+
+def test_module_built_directly_is_torchs():
+    m = et.Linear(4, 3)
+    assert isinstance(m, torch.nn.Linear) and set(m.state_dict()) == {"weight", "bias"}
+    ref = torch.nn.Linear(4, 3)
+    m.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 4)
+    assert_close(m(x).detach().double(), ref(x).detach().double(), tolerance("float32", 4))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("kw,with_h", [(dict(), False), (dict(num_layers=2, bidirectional=True, batch_first=True), True),
+                                       (dict(num_layers=3, bias=False), True)])
+def test_recurrent_modules(mode, kw, with_h):
+    cls = getattr(et, mode)
+    make = lambda: getattr(torch.nn, mode)(5, 7, **kw)  # noqa: E731
+    dirs, layers = (2 if kw.get("bidirectional") else 1), kw.get("num_layers", 1)
+    x = _randn(3, 6, 5) if kw.get("batch_first") else _randn(6, 3, 5)
+    inputs = [x]
+    if with_h:
+        h = _randn(layers * dirs, 3, 7)
+        inputs.append((h, _randn(layers * dirs, 3, 7)) if mode == "LSTM" else h)
+    call = (lambda m, x, hx: m(x, tuple(t for t in hx)) if mode == "LSTM" else m(x, hx)) if with_h else (
+        lambda m, x: m(x))
+    _compare_modules(make, cls, inputs, RTOL64, call)
+
+
+def test_recurrent_unbatched_and_packed():
+    _compare_modules(lambda: torch.nn.GRU(4, 3), et.GRU, [_randn(5, 4)], RTOL64)
+    ref, mine = _module_pair(lambda: torch.nn.LSTM(4, 3), et.LSTM)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(_randn(5, 2, 4), [5, 3])
+    assert_close(mine(packed)[0].data.detach(), ref(packed)[0].data.detach(), RTOL64)  # torch's kernel runs it
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("masks", ["none", "padding", "bool", "float", "both", "causal"])
+def test_multihead_attention(batch_first, masks):
+    B, T, E, H = 2, 5, 12, 3
+    x = _randn(B, T, E) if batch_first else _randn(T, B, E)
+    kw = {}
+    pad = torch.zeros(B, T, dtype=torch.bool)
+    pad[1, 3:] = True
+    if masks == "padding":
+        kw["key_padding_mask"] = pad
+    if masks == "both":  # torch wants the two masks of one kind
+        kw["key_padding_mask"] = torch.zeros(B, T, dtype=torch.float64).masked_fill(pad, float("-inf"))
+    if masks == "bool":
+        kw["attn_mask"] = torch.ones(T, T, dtype=torch.bool).triu(1)
+    if masks in ("float", "both"):
+        kw["attn_mask"] = torch.randn(B * H, T, T, dtype=torch.float64)
+    if masks == "causal":
+        kw["attn_mask"], kw["is_causal"] = torch.nn.Transformer.generate_square_subsequent_mask(T, dtype=torch.float64), True
+    make = lambda: torch.nn.MultiheadAttention(E, H, batch_first=batch_first)  # noqa: E731
+    _compare_modules(make, et.MultiheadAttention, [x], RTOL64, lambda m, x: m(x, x, x, **kw))
+
+
+def test_multihead_cross_attention_without_weights():
+    q, kv = _randn(4, 2, 8), _randn(6, 2, 8)
+    make = lambda: torch.nn.MultiheadAttention(8, 2, bias=False)  # noqa: E731
+    _compare_modules(make, et.MultiheadAttention, [q, kv], RTOL64,
+                     lambda m, q, kv: m(q, kv, kv, need_weights=False, average_attn_weights=False))
+
+
+# ---- patch --------------------------------------------------------------------------------------
+
+class _Tagged(torch.nn.Linear):  # a user's subclass: its own forward must not be replaced
+    pass
+
+
+def test_patch_swaps_in_place_and_reports_what_it_left():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4, 3),
+                                torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect"), _Tagged(2, 2),
+                                torch.nn.LSTM(2, 2, proj_size=1), torch.nn.MultiheadAttention(4, 2, kdim=3))
+    params = [id(p) for p in model.parameters()]
+    report = et.patch(model)
+    assert [p for p in params] == [id(p) for p in model.parameters()]  # the same Parameter objects
+    assert type(model[0]) is et.Conv2d and type(model[3]) is et.Linear and type(model[5]) is _Tagged
+    assert [n for n, _ in report.patched] == ["0", "3"]
+    left = {n: why for n, _, why in report.left}
+    assert left["1"] == "no ember version" and "reflect" in left["4"] and "proj_size" in left["6"]
+    assert "kdim" in left["7"] and "5" in left
+    assert f"{len(report.left)} left to torch" in str(report)
+
+
+class _OpLog(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_patched_transformer_layer_runs_ember_in_inference():
+    """torch's fused inference path would read the weights directly; patch() turns it off."""
+    layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).eval()
+    ref = layer(torch.ones(1, 3, 8))
+    et.patch(layer)
+    with torch.no_grad(), _OpLog() as log:
+        out = layer(torch.ones(1, 3, 8))
+    assert any("ember.scaled_dot_product_attention" in n for n in log.names)
+    assert not any("transformer_encoder_layer_fwd" in n for n in log.names)
+    assert_close(out.double(), ref.detach().double(), tolerance("float32", 64, ulps=16))
+
+
+# ---- optimizers ---------------------------------------------------------------------------------
+
+def _opt_pair(cls, torch_cls, dtype, **kw):
+    shapes = [(7, 3), (13,), (1,)]
+    ps = [torch.randn(s, dtype=dtype) for s in shapes]
+    mine = [torch.nn.Parameter(p.clone()) for p in ps]
+    ref = [torch.nn.Parameter(p.clone()) for p in ps]
+    return mine, ref, cls(mine, **kw), torch_cls(ref, **kw)
+
+
+OPTIMIZERS = [("Adam", dict(lr=1e-2)), ("Adam", dict(lr=1e-2, weight_decay=0.1, betas=(0.8, 0.9))),
+              ("AdamW", dict(lr=1e-2)), ("SGD", dict(lr=0.1)),
+              ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01, dampening=0.1)),
+              ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,kw", OPTIMIZERS)
+def test_optimizers_match_torch(dtype, name, kw):
+    mine, ref, opt, topt = _opt_pair(getattr(et, name), getattr(torch.optim, name), dtype, **kw)
+    for _ in range(5):
+        for a, b in zip(mine, ref):
+            g = torch.randn_like(a)
+            a.grad, b.grad = g.clone(), g.clone()
+        opt.step()
+        topt.step()
+    rtol = tolerance(str(dtype).replace("torch.", ""), 5, ulps=16)
+    for a, b in zip(mine, ref):
+        assert_close(a.detach(), b.detach(), rtol, msg=name)
+
+
+def test_optimizer_state_dict_and_scheduler():
+    mine, ref, opt, topt = _opt_pair(et.AdamW, torch.optim.AdamW, torch.float64, lr=1e-2)
+    sched, tsched = (torch.optim.lr_scheduler.StepLR(o, 2, 0.5) for o in (opt, topt))
+    grads = [[torch.randn_like(p) for p in mine] for _ in range(6)]
+    for step, gs in enumerate(grads):
+        for a, b, g in zip(mine, ref, gs):
+            a.grad, b.grad = g.clone(), g.clone()
+        opt.step()
+        topt.step()
+        sched.step()
+        tsched.step()
+        if step == 2:  # round-trip the state into a fresh optimizer mid-run
+            saved = opt.state_dict()
+            opt = et.AdamW(mine, lr=1e-2)
+            opt.load_state_dict(saved)
+            sched.optimizer = opt
+    assert opt.param_groups[0]["lr"] == topt.param_groups[0]["lr"]
+    for a, b in zip(mine, ref):
+        assert_close(a.detach(), b.detach(), tolerance("float64", 6, ulps=16))
+    assert set(opt.state[mine[0]]) == {"step", "exp_avg", "exp_avg_sq"}
+
+
+def test_optimizer_bad_inputs():
+    with pytest.raises(ValueError, match="Adam"):
+        et.Adam([torch.nn.Parameter(torch.ones(2))], lr=-1)
+    with pytest.raises(ValueError, match="betas"):
+        et.AdamW([torch.nn.Parameter(torch.ones(2))], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="SGD"):
+        et.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1, nesterov=True)

@@ -224,13 +224,17 @@ def patch(model: torch.nn.Module) -> PatchReport:
     version and a supported configuration. Returns which were swapped and which leaf modules were
     left to torch, and why."""
     report = PatchReport()
+    inside = ()  # prefixes of the swapped modules: their children (MHA's out_proj) run in their forward
     for name, m in model.named_modules():
+        if inside and name.startswith(inside):
+            continue
         new = SWAPS.get(type(m))
         if new is not None:
             ok, why = _supported(m)
             if ok:
                 m.__class__ = new
                 report.patched.append((name, type(m).__mro__[1].__name__))
+                inside += ((name + ".") if name else "",)
                 continue
             report.left.append((name, type(m).__name__, why))
         elif isinstance(m, torch.nn.TransformerEncoderLayer):
