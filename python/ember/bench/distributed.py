@@ -202,17 +202,60 @@ def run(device="cpu", quick=False, repeat=20):
     return results
 
 
+# ---- the tables of docs/distributed.md, from a saved results file --------------------------------
+
+MARKERS = ("<!-- distributed_results -->", "<!-- /distributed_results -->")
+
+
+def markdown(saved):
+    """The step and all-reduce tables of a saved results file (its parsed JSON)."""
+    results = saved["results"]
+    steps = [r for r in results if r["unit"] == "samples/s"]
+    lines = [f"{saved['cpu']}, {saved['cpus']} cores, {saved['date']}, load average {saved['loadavg'][0]:.1f} "
+             "when saved.", "",
+             "| case | " + " | ".join(name for name, _, _ in CONFIGS) + " | efficiency |",
+             "|---|" + "---|" * (len(CONFIGS) + 1)]
+    for case in dict.fromkeys(r["case"] for r in steps):
+        rows = {r["shape"].split(",")[0]: r for r in steps if r["case"] == case}
+        batch = next(iter(rows.values()))["shape"].split(", ")[1]
+        cells = [f"{rows[n]['ms']:.1f} ms ({rows[n]['rate']:.0f} samples/s)" for n, _, _ in CONFIGS]
+        eff = rows[CONFIGS[-1][0]]["extra"]["efficiency"]
+        lines.append(f"| {case.removesuffix(' step')}, {batch} | " + " | ".join(cells) + f" | {eff:.2f} |")
+    lines += ["", "| all-reduce (sum, float32, 2 procs) | ember `all_reduce` | mpi4py `Allreduce` | ember / mpi4py |",
+              "|---|---|---|---|"]
+    for r in (r for r in results if r["unit"] == "GB/s"):
+        lines.append(f"| {r['shape'].split(',')[0]} | {r['rate']:.1f} GB/s ({r['ms'] * 1e3:.0f} us) | "
+                     f"{r['peer_rate']:.1f} GB/s | {r['rate'] / r['peer_rate']:.2f} |")
+    return "\n".join(lines)
+
+
+def rewrite_docs(results_path, doc_path):
+    """Replaces the text between MARKERS in doc_path with the tables of results_path."""
+    from .harness import write_atomic
+    with open(results_path) as f:
+        tables = markdown(json.load(f))
+    with open(doc_path) as f:
+        text = f.read()
+    head, rest = text.split(MARKERS[0])
+    _, tail = rest.split(MARKERS[1])
+    write_atomic(doc_path, f"{head}{MARKERS[0]}\n{tables}\n{MARKERS[1]}{tail}")
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description="a worker of the distributed benchmark (started by the suite)")
-    p.add_argument("--worker", choices=["steps", "allreduce"], required=True)
+    p = argparse.ArgumentParser(description="the distributed benchmark's workers (started by the suite), and "
+                                            "--docs RESULTS.json DOC.md to rewrite the doc's tables")
+    p.add_argument("--docs", nargs=2, metavar=("RESULTS", "DOC"))
+    p.add_argument("--worker", choices=["steps", "allreduce"])
     p.add_argument("--case", choices=["cnn", "gpt"])
     p.add_argument("--batch", type=int)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--sizes", default="")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
     a = p.parse_args(argv)
+    if a.docs:
+        return rewrite_docs(*a.docs)
     import ember as em
     em.set_num_threads(a.threads)
     if a.worker == "steps":
