@@ -125,13 +125,14 @@ class Tensor:
         from .autograd.graph import run_backward
         if not self.requires_grad:
             raise RuntimeError("[backward] tensor does not require grad and has no grad_fn")
+        a = self._a
         if grad is None:
-            if self.numel() != 1:
+            if a.numel() != 1:
                 raise RuntimeError(f"[backward] grad can be implicitly created only for scalar outputs, "
                                    f"got shape {self.shape}")
-            from .ops.creation import ones_like
-            grad = ones_like(self)
-        elif not isinstance(grad, Tensor):
+            run_backward(self, Tensor._wrap(_C.full(a.shape, 1.0, a.dtype, a.device)))
+            return
+        if not isinstance(grad, Tensor):
             from .ops.creation import tensor
             grad = tensor(grad, dtype=self.dtype, device=self.device)
         if grad.shape != self.shape:
@@ -149,9 +150,14 @@ class Tensor:
         return to_numpy(self, dtype=dtype, copy=copy)
 
     def item(self):
-        if self.numel() != 1:
+        a = self._a
+        if a.numel() != 1:
             raise ValueError(f"[item] only one-element tensors convert to a Python scalar, got shape {self.shape}")
-        return self.cpu().detach().to(_dt.float64 if self.dtype.is_floating_point else self.dtype).__array__().reshape(()).item()
+        if a.device != "cpu":
+            a = a.to("cpu")
+        if a.dtype in ("bfloat16", "float16"):
+            a = a.astype("float32")  # exact: every 16-bit float is a float32
+        return _C.to_numpy(a).item()  # NumPy's item: float32/64 -> float, ints -> int, bool -> bool
 
     def tolist(self):
         t = self.cpu().detach()

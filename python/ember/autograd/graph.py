@@ -170,9 +170,9 @@ def _backward_pass(order, grads):
         for p, pg in zip(t._node.parents, parent_grads):
             if p is None or pg is None or not p.requires_grad:
                 continue
-            if pg.dtype != p.dtype:
+            if pg._a.dtype != p._a.dtype:  # the arrays' dtype names: no dtype objects per edge
                 pg = pg.to(p.dtype)
-            if pg.shape != p.shape:
+            if pg._a.shape != p._a.shape:
                 raise RuntimeError(f"[backward] {t._node.name} produced a gradient of shape "
                                    f"{pg.shape} for an input of shape {p.shape}")
             prev = grads.get(id(p))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from .. import _C
 from ..tensor import Tensor
 from ..amp import autocasting, cast_for_gemm
-from ..autograd.graph import is_grad_enabled
 from ._util import make, records, unbroadcast, wrap
 
 _ACTS = {None: _C.Activation.none, "none": _C.Activation.none, "relu": _C.Activation.relu,
@@ -59,14 +58,17 @@ bmm = matmul
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=None) -> Tensor:
     """x @ weight^T + bias, then an optional activation ('relu', 'gelu', 'gelu_tanh') fused into the
     GEMM epilogue: one pass over the output. weight: (out_features, in_features)."""
-    if activation not in _ACTS:
+    act = _ACTS.get(activation)
+    if act is None:
         raise ValueError(f"[linear] unknown activation {activation!r}; expected one of relu, gelu, gelu_tanh")
-    if x.ndim == 0 or weight.ndim != 2:
+    if x._a.ndim == 0 or weight._a.ndim != 2:
         raise ValueError(f"[linear] expects x (..., in) and weight (out, in), got shapes {x.shape} and {weight.shape}")
-    x, weight, bias = cast_for_gemm(x, weight, bias)
-    act = _ACTS[activation]
-    needs_grad = is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
-    if act in (_C.Activation.gelu, _C.Activation.gelu_tanh) and needs_grad:
+    if autocasting():
+        x, weight, bias = cast_for_gemm(x, weight, bias)
+    needs_grad = (records(x, weight) or (bias is not None and records(bias)))
+    if not needs_grad:
+        return wrap(_C.matmul(x._a, _mT(weight._a), None if bias is None else bias._a, act))
+    if act in (_C.Activation.gelu, _C.Activation.gelu_tanh):
         # GELU's derivative needs the pre-activation: keep z, apply the activation as its own op.
         # (Without a graph, as in inference, it runs fused in the epilogue like ReLU.)
         from .elementwise import gelu
@@ -75,9 +77,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=Non
     out = _C.matmul(x._a, wt, None if bias is None else bias._a, act)
 
     def backward(g):
-        if act == _C.Activation.relu:  # relu'(z) = [out > 0]
-            g = wrap(_C.where(_C.binary(_C.BinaryOp.gt, out, _C.full([], 0.0, out.dtype, out.device)), g._a,
-                              _C.full([], 0.0, g._a.dtype, out.device)))
+        if act == _C.Activation.relu:  # relu'(z) = [z > 0] = [out > 0]: relu's own backward, on out
+            g = wrap(_C.unary_backward(_C.UnaryOp.relu, out, g._a, 0.0, 0.0))
         g2 = g._a.reshape([-1, g.shape[-1]])
         gx = wrap(_C.matmul(g._a, weight._a)) if x.requires_grad else None
         gw = wrap(_C.matmul(_mT(g2), x._a.reshape([-1, x.shape[-1]]))) if weight.requires_grad else None

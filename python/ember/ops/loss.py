@@ -49,8 +49,15 @@ def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = -100, labe
     per_row = make(loss_rows, (x,), backward, "cross_entropy")
     if reduction == "none":
         return per_row.reshape(target.shape)
-    total = per_row.sum()
     if reduction == "sum":
-        return total
-    kept = (t != ignore_index).sum().item()
-    return total / max(kept, 1) if kept else total * float("nan")
+        return per_row.sum()
+    kept = _kept_rows(t, ignore_index)
+    if kept == t.numel():  # nothing ignored: a plain mean, one op
+        return per_row.mean()
+    return per_row.sum() / kept if kept else per_row.sum() * float("nan")
+
+
+def _kept_rows(t: Tensor, ignore_index: int) -> int:
+    """How many targets are not ignore_index (the mean's divisor), without recording anything."""
+    ignored = _C.binary(_C.BinaryOp.eq, t._a, _C.full([], float(ignore_index), t._a.dtype, t._a.device))
+    return t.numel() - int(wrap(_C.reduce(_C.ReduceOp.sum, ignored, [], False)).item())

@@ -46,7 +46,9 @@ def mean(x, dim=None, keepdim=False):
     count = x.numel() // builtins.max(1, out.numel()) if x.numel() else 0
 
     def backward(g):
-        return (_grad_to_input(g / builtins.max(count, 1), x.shape, dims, keepdim),)
+        a = g._a
+        scaled = _C.binary(B.div, a, _C.full([], float(builtins.max(count, 1)), a.dtype, a.device))
+        return (_grad_to_input(wrap(scaled), x.shape, dims, keepdim),)
 
     return make(out, (x,), backward, "mean")
 
