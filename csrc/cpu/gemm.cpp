@@ -274,10 +274,67 @@ void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr
 // on one thread and 6.2 us on two (Zen 4, the threads still spinning from the previous call).
 constexpr double kSerialFlops = 5e5;
 
+// ---- one row or one column: matrix-vector ------------------------------------------------------
+// C (M x 1) = A @ b or C (1 x N) = a @ B as out[o] = sum_k mat(o, k) * vec(k) over the outputs o, on
+// the GEMV forms of the micro-kernel table (no packing, each matrix element read once): the blocked
+// path would fill 1 of MR rows (or 1..NR columns) of every register tile. Returns false for a matrix
+// operand with neither unit stride, which the blocked path handles.
+template <typename T>
+struct GemvKernels {
+  GemvDot<T> dot;
+  GemvAxpy<T> axpy;
+};
+template <typename T> GemvKernels<T> gemv_kernels() {
+  if constexpr (std::is_same_v<T, float>) return {gemm_kernels().gemv_dot_f32, gemm_kernels().gemv_axpy_f32};
+  else return {gemm_kernels().gemv_dot_f64, gemm_kernels().gemv_axpy_f64};
+}
+
+thread_local PackBuffer tl_vec, tl_out;
+
+template <typename T>
+bool gemv(const Problem<T>& p, int threads) {
+  const bool column = p.n == 1;  // C = A @ b; otherwise p.m == 1: C = a @ B
+  const int64_t outs = column ? p.m : p.n, out_stride = column ? p.ldc : 1;
+  // mat(o, k) = mat[o * ro + k * ko], vec(k) = vec[k * vs]
+  const T* mat = column ? p.a : p.b;
+  const int64_t ro = column ? p.rsa : p.csb, ko = column ? p.csa : p.rsb;
+  const bool dot = ko == 1 || p.k == 1;
+  if (!dot && ro != 1 && outs > 1) return false;
+  const T* vec = column ? p.b : p.a;
+  const int64_t vs = column ? p.rsb : p.csa;
+  if (vs != 1) {  // a strided vector is gathered once (K elements) so the kernels stream it
+    T* packed = tl_vec.get<T>(size_t(p.k));
+    for (int64_t i = 0; i < p.k; ++i) packed[i] = vec[i * vs];
+    vec = packed;
+  }
+  T* acc = tl_out.get<T>(size_t(outs));
+  const GemvKernels<T> kern = gemv_kernels<T>();
+  auto part = [&](int64_t o0, int64_t o1) {
+    if (dot) kern.dot(mat + o0 * ro, ro, o1 - o0, p.k, vec, acc + o0);
+    else kern.axpy(mat + o0, ko, p.k, o1 - o0, vec, acc + o0);
+  };
+  // Outputs split over the threads in whole vectors' worth (64 bytes) when the matrix is large
+  // enough to pay for a region (the same threshold as the blocked path's, in multiply-adds).
+  const int64_t grain = std::max<int64_t>(16, int64_t(kSerialFlops / 2) / std::max<int64_t>(p.k, 1));
+  if (threads > 1 && outs > grain) {
+    parallel_for((outs + 15) / 16, grain / 16, [&](int64_t b0, int64_t b1) { part(b0 * 16, std::min(outs, b1 * 16)); });
+  } else {
+    part(0, outs);
+  }
+  for (int64_t o = 0; o < outs; ++o) {  // the GemmStore epilogue: alpha, beta, bias, activation
+    T* c = p.c + o * out_stride;
+    T v = p.alpha * acc[o] + (p.beta == T(0) ? T(0) : p.beta * *c);
+    if (p.bias) v += p.bias[column ? 0 : o];
+    *c = apply_activation(p.act, v);
+  }
+  return true;
+}
+
 template <typename T>
 void run(const Problem<T>& p, int threads) {
   if (p.m == 0 || p.n == 0) return;
   if (p.k == 0) return scale_only(p);
+  if ((p.m == 1 || p.n == 1) && !p.packed_b && gemv(p, threads)) return;
   gemm_blocked(p, microkernel<T>(), gemm_mr<T>(), gemm_nr<T>(), threads);
 }
 

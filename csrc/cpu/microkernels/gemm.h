@@ -31,6 +31,15 @@ using GemmMicrokernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int
 // Columns rows..width-1 are left as they are (the caller zero-fills short panels).
 using PackTransposeF32 = void (*)(const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst);
 
+// Matrix-vector forms for products with one row or one column (M == 1 or N == 1), where a register
+// tile would be 1/MR or 1/NR full. Both read the matrix once, straight from memory (no packing):
+//   dot:  out[i] = sum_k P[i * ld + k] * v[k]   for i < rows  (rows of P contiguous)
+//   axpy: out[j] = sum_k v[k] * P[k * ld + j]   for j < cols  (columns of P contiguous)
+template <typename T>
+using GemvDot = void (*)(const T* P, int64_t ld, int64_t rows, int64_t k, const T* v, T* out);
+template <typename T>
+using GemvAxpy = void (*)(const T* P, int64_t ld, int64_t k, int64_t cols, const T* v, T* out);
+
 struct GemmKernels {
   const char* name;           // e.g. "avx512_6x32"
   int mr, nr;                 // float32 register tile
@@ -38,6 +47,10 @@ struct GemmKernels {
   int mr64, nr64;             // float64 register tile
   GemmMicrokernel<double> f64;
   PackTransposeF32 pack_transpose_f32;
+  GemvDot<float> gemv_dot_f32;
+  GemvAxpy<float> gemv_axpy_f32;
+  GemvDot<double> gemv_dot_f64;
+  GemvAxpy<double> gemv_axpy_f64;
 };
 
 const GemmKernels& gemm_kernels();  // the table for the ISA in use

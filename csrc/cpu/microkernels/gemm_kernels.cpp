@@ -297,6 +297,68 @@ void pack_transpose_f32(const float* src, int64_t ld, int64_t rows, int64_t kc, 
 }
 #endif
 
+// ---- matrix-vector (gemm.h: GemvDot, GemvAxpy) ----------------------------------------------------
+// Memory-bound: each matrix element is loaded once and used in one FMA, so the loops keep several
+// independent streams in flight (4 rows, or 4 rows of k) rather than chase the FMA peak.
+
+template <typename T>
+inline T hsum(Vec<T> v) {
+  T s = 0;
+  for (int l = 0; l < kLanes<T>; ++l) s += v[l];
+  return s;
+}
+
+// 4 rows at a time against one vector load of v: 4 accumulator chains, 4 memory streams.
+template <typename T>
+void gemv_dot(const T* P, int64_t ld, int64_t rows, int64_t k, const T* v, T* out) {
+  constexpr int L = kLanes<T>;
+  const int64_t kv = k / L * L;
+  int64_t i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    const T* r[4] = {P + i * ld, P + (i + 1) * ld, P + (i + 2) * ld, P + (i + 3) * ld};
+    Vec<T> acc[4] = {};
+    for (int64_t p = 0; p < kv; p += L) {
+      const Vec<T> x = load(v + p);
+      for (int q = 0; q < 4; ++q) acc[q] += load(r[q] + p) * x;
+    }
+    for (int q = 0; q < 4; ++q) {
+      T s = hsum<T>(acc[q]);
+      for (int64_t p = kv; p < k; ++p) s += r[q][p] * v[p];
+      out[i + q] = s;
+    }
+  }
+  for (; i < rows; ++i) {
+    const T* r = P + i * ld;
+    Vec<T> acc = {};
+    for (int64_t p = 0; p < kv; p += L) acc += load(r + p) * load(v + p);
+    T s = hsum<T>(acc);
+    for (int64_t p = kv; p < k; ++p) s += r[p] * v[p];
+    out[i] = s;
+  }
+}
+
+// out += v[p] * row p of P, 4 rows of P per pass over out (out stays in L1/L2 for every pass).
+template <typename T>
+void gemv_axpy(const T* P, int64_t ld, int64_t k, int64_t cols, const T* v, T* out) {
+  constexpr int L = kLanes<T>;
+  const int64_t cv = cols / L * L;
+  std::memset(out, 0, sizeof(T) * size_t(cols));
+  int64_t p = 0;
+  for (; p + 4 <= k; p += 4) {
+    const T *r0 = P + p * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
+    const Vec<T> v0 = splat(v[p]), v1 = splat(v[p + 1]), v2 = splat(v[p + 2]), v3 = splat(v[p + 3]);
+    for (int64_t j = 0; j < cv; j += L)
+      store(out + j, load(out + j) + v0 * load(r0 + j) + v1 * load(r1 + j) + v2 * load(r2 + j) + v3 * load(r3 + j));
+    for (int64_t j = cv; j < cols; ++j) out[j] += v[p] * r0[j] + v[p + 1] * r1[j] + v[p + 2] * r2[j] + v[p + 3] * r3[j];
+  }
+  for (; p < k; ++p) {
+    const T* r = P + p * ld;
+    const Vec<T> vp = splat(v[p]);
+    for (int64_t j = 0; j < cv; j += L) store(out + j, load(out + j) + vp * load(r + j));
+    for (int64_t j = cv; j < cols; ++j) out[j] += v[p] * r[j];
+  }
+}
+
 }  // namespace
 
 extern const GemmKernels table = {
@@ -304,6 +366,7 @@ extern const GemmKernels table = {
     MR32, NV32 * kLanes<float>, EMBER_F32_KERNEL,
     MR64, NV64 * kLanes<double>, microkernel<double, MR64, NV64>,
     pack_transpose_f32,
+    gemv_dot<float>, gemv_axpy<float>, gemv_dot<double>, gemv_axpy<double>,
 };
 
 }  // namespace ember::cpu::EMBER_CAT(gemm_, EMBER_ISA)

@@ -10,6 +10,7 @@ PyTorch (cuBLAS) in the same run, and the roofline is the dense tensor-core (or 
 device's datasheet (GPU_PEAK_TFLOPS, keyed by the device name torch reports)."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -240,9 +241,23 @@ def _interleaved(fns, repeat, rounds):
     return {name: float(np.median(v)) for name, v in per.items()}, best
 
 
+def _numpy_threads(n):
+    """NumPy's BLAS held to n threads like the other two (threadpoolctl, when installed)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
 def sweep(repeat=20, rounds=3, only=None):
     """Every sweep case validated against float64, then ember's _C.matmul, NumPy and PyTorch timed
     interleaved; Results carry the ratio to the best peer (`only`: a substring of the case names)."""
+    with _numpy_threads(em.get_num_threads()):
+        return _sweep(repeat, rounds, only)
+
+
+def _sweep(repeat, rounds, only):
     rng = np.random.default_rng(0)
     torch = torch_peer("cpu")
     peak = fp32_peak_gflops()
