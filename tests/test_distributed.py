@@ -280,6 +280,19 @@ def test_a_rank_that_dies_ends_the_run(how, tmp_path):
 
 
 @needs_mpi
+@pytest.mark.slow
+def test_distributed_digits_example_learns(tmp_path):
+    example = os.path.join(os.path.dirname(os.path.dirname(HERE)), "examples", "distributed_digits.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(["mpiexec", "-n", "2", sys.executable, example, str(tmp_path)], capture_output=True,
+                          stdin=subprocess.DEVNULL, text=True, timeout=300, env=env)
+    ok(proc)
+    text = proc.stdout
+    assert "2 processes trained" in text and float(text.split("test accuracy")[1]) > 0.95, text
+    assert os.listdir(tmp_path) == ["best.safetensors"]
+
+
+@needs_mpi
 @pytest.mark.skipif(em.cuda.is_available(), reason="checks the error on a machine without a GPU")
 def test_nccl_backend_without_a_gpu_is_a_clear_error(tmp_path):
     assert ok(launch(1, "nccl_on_cpu", tmp_path)[0]).count("nccl refused ok") == 1

@@ -73,10 +73,15 @@ def _signature(module):
     return rows + [("buffer", n, tuple(b.shape), str(b.dtype), False) for n, b in module.named_buffers()]
 
 
+def _describe(row):
+    kind, name, shape, dtype, trainable = row
+    return f"{kind} {name!r} {shape} {dtype} (trainable {trainable})"
+
+
 def _first_difference(mine, theirs):
     for a, b in zip(mine, theirs):
         if a != b:
-            return f"{a[0]} {a[1]!r} {a[2]} {a[3]} (trainable {a[4]}) vs {b[0]} {b[1]!r} {b[2]} {b[3]} (trainable {b[4]})"
+            return f"{_describe(a)} vs {_describe(b)}"
     return f"{len(mine)} vs {len(theirs)} tensors"
 
 

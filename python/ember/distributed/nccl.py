@@ -15,7 +15,7 @@ import os
 from .. import _C
 
 _DTYPES = {"int32": 2, "int64": 4, "float16": 6, "float32": 7, "float64": 8, "bfloat16": 9}  # ncclDataType_t
-_OPS = {"sum": 0, "product": 1, "max": 2, "min": 3, "mean": 4}                             # ncclRedOp_t (mean = ncclAvg)
+_OPS = {"sum": 0, "product": 1, "max": 2, "min": 3, "mean": 4}  # ncclRedOp_t; mean is ncclAvg
 
 
 class UniqueId(ctypes.Structure):
