@@ -638,6 +638,7 @@ def test_torch_compile_traces_through_ember_ops():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inductor's own
 def test_torch_compile_inductor():
     """Inductor compiles C++ for the torch parts around the ember ops (~40 s on the 2-core dev box)."""
     torch._dynamo.reset()
