@@ -138,6 +138,20 @@ def test_hook_needs_a_leaf_that_requires_grad():
         register_post_accumulate_grad_hook(em.tensor([1.0]), lambda t: None)
 
 
+def test_bucket_packers_agree_and_zero_missing_grads():
+    """The host packer (CPU) and the ops packer (what CUDA runs) give the same scaled flat buffer."""
+    from ember.distributed.ddp import _Bucket, pack_on_host, pack_with_ops
+    r = np.random.default_rng(0)
+    params = [nn.Parameter(em.tensor(r.standard_normal(s).astype(np.float32))) for s in [(3, 5), (7,), (1,), (2, 2)]]
+    bucket = _Bucket(params)
+    grads = [r.standard_normal(p.shape).astype(np.float32) for p in params]
+    bucket.grads = [em.tensor(grads[0]).T.contiguous().T, em.tensor(grads[1]), None, em.tensor(grads[3])]
+    want = np.concatenate([g.reshape(-1) * 0.25 if k != 2 else np.zeros(1) for k, g in enumerate(grads)])
+    for pack in (pack_on_host, pack_with_ops):
+        np.testing.assert_allclose(pack(bucket, 0.25).numpy(), want, rtol=1e-7, err_msg=pack.__name__)
+    assert bucket.offsets == [0, 15, 22, 23, 27]
+
+
 # ---- DistributedSampler (explicit ranks, no MPI needed) ---------------------------------------
 
 @pytest.mark.parametrize("n,world,drop_last", [(48, 4, False), (13, 4, False), (13, 4, True), (1, 3, False),

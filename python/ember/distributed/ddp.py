@@ -52,19 +52,26 @@ class _Bucket:
 
 
 def _packed(bucket, weight):
-    """The bucket's gradients scaled by weight, back to back in one contiguous tensor (missing
-    gradients are zeros). On CPU one NumPy pass per gradient writes the copy and the scale at once."""
-    first = bucket.params[0]
-    if first.is_cuda:
-        parts = [(g if g is not None else zeros(p.shape, dtype=p.dtype, device=p.device)).reshape(-1)
-                 for p, g in zip(bucket.params, bucket.grads)]
-        return cat(parts) * weight
-    flat = np.zeros(bucket.offsets[-1], dtype=comm.host_view(first, "DistributedDataParallel").dtype)
+    """The bucket's gradients scaled by weight, back to back in one contiguous tensor (a missing
+    gradient is zeros)."""
+    return (pack_with_ops if bucket.params[0].is_cuda else pack_on_host)(bucket, weight)
+
+
+def pack_on_host(bucket, weight):
+    """CPU: one NumPy pass per gradient writes the copy and the scale at once."""
+    flat = np.zeros(bucket.offsets[-1], dtype=comm.host_view(bucket.params[0], "DistributedDataParallel").dtype)
     for g, start, end in zip(bucket.grads, bucket.offsets, bucket.offsets[1:]):
         if g is not None:
             np.multiply(comm.host_view(g.contiguous(), "DistributedDataParallel").reshape(-1), weight,
                         out=flat[start:end])
     return from_numpy(flat)
+
+
+def pack_with_ops(bucket, weight):
+    """Any device (CUDA): ember's own cat and multiply, queued on the device's stream."""
+    parts = [(g if g is not None else zeros(p.shape, dtype=p.dtype, device=p.device)).reshape(-1)
+             for p, g in zip(bucket.params, bucket.grads)]
+    return cat(parts) * weight
 
 
 def _signature(module):
