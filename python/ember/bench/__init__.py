@@ -16,6 +16,7 @@ SUITES = {
     "train": "ember.bench.train",              # MLP training step (ms) and the fused Adam update (GB/s)
     "overhead": "ember.bench.overhead",        # per-call cost of small ops, tiny MLPs and a fit step (kcall/s)
     "distributed": "ember.bench.distributed",  # DDP step time and scaling over mpiexec -n 1/2; all-reduce GB/s
+    "torch": "ember.bench.torch",              # torch models patched onto ember: step ratio; bridge us per op
 }
 
 
