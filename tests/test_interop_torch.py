@@ -50,6 +50,16 @@ def _compare(ember_fn, torch_fn, inputs, dtype, n=1):
 DTYPES = [torch.float64, torch.float32]
 
 
+class _OpLog(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
 # ---- the bridge ---------------------------------------------------------------------------------
 
 def test_import_ember_does_not_import_torch():
@@ -94,6 +104,19 @@ def test_non_contiguous_inputs():
                  tolerance("float32", 27, ulps=8))
     ln = torch.randn(7, 5).t()
     assert_close(et.layer_norm(ln, 7).double(), F.layer_norm(ln.double(), [7]), tolerance("float32", 7, ulps=8))
+
+
+def test_inference_calls_the_kernel_directly():
+    """Without a gradient to record, the public functions skip torch's dispatcher (a dispatch mode
+    sees no op), with the same result as the registered op."""
+    a, b = torch.randn(5, 3), torch.randn(3, 4)
+    with torch.no_grad():
+        with _OpLog() as log:
+            via_op = et.matmul(a, b)  # a dispatch mode is active: through the op, so it sees it
+        direct = et.matmul(a, b)
+    assert any("ember.matmul" in n for n in log.names)
+    assert torch.equal(via_op, direct)
+    assert et.linear(a, torch.randn(2, 3)).grad_fn is None
 
 
 # ---- each op against torch ------------------------------------------------------------------------
@@ -451,16 +474,6 @@ def test_patch_swaps_in_place_and_reports_what_it_left():
     assert left["1"] == "no ember version" and "reflect" in left["4"] and "proj_size" in left["6"]
     assert "kdim" in left["7"] and "5" in left
     assert f"{len(report.left)} left to torch" in str(report)
-
-
-class _OpLog(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(str(func))
-        return func(*args, **(kwargs or {}))
 
 
 def test_patched_transformer_layer_runs_ember_in_inference():

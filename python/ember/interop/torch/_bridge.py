@@ -11,6 +11,7 @@ bare capsule), so each side waits for the other's pending work."""
 from __future__ import annotations
 
 import torch
+from torch.utils.dlpack import to_dlpack as _to_dlpack
 
 from ... import _C
 from ...tensor import Tensor
@@ -19,11 +20,11 @@ from ..dlpack import _consumer_stream
 
 def to_ember(t: torch.Tensor) -> _C.Array:
     """An ember array over t's memory (no copy)."""
-    if t.requires_grad:  # torch refuses to export a tensor that records gradients; the data is the same
-        t = t.detach()
-    if t.is_cuda:
-        return _C.from_dlpack_capsule(t.__dlpack__(stream=_consumer_stream(t.get_device())))
-    return _C.from_dlpack_capsule(t.__dlpack__())
+    if t.is_cuda:  # the protocol, so that ember's stream waits for torch's pending work
+        return _C.from_dlpack_capsule(t.detach().__dlpack__(stream=_consumer_stream(t.get_device())))
+    # the C entry point: ~0.4 us, where Tensor.__dlpack__'s Python checks take ~2 us (there is no
+    # stream to order on the CPU); it also takes tensors that require grad (the data is the same)
+    return _C.from_dlpack_capsule(_to_dlpack(t))
 
 
 def maybe_ember(t):

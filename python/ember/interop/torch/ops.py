@@ -39,9 +39,29 @@ def _op(schema: str, fake):
         _lib.impl(name, kernel, "CPU")
         _lib.impl(name, kernel, "CUDA")
         torch.library.register_fake(f"ember::{name}", fake, lib=_lib)
-        return getattr(torch.ops.ember, name).default
+        op = getattr(torch.ops.ember, name).default
+        KERNELS[op] = kernel
+        return op
 
     return register
+
+
+KERNELS: dict = {}  # op -> its CPU/CUDA kernel (the Python function)
+
+
+def _call(op, *args):
+    """op(*args), or its kernel called straight when nothing needs torch's machinery: no gradient
+    to record, plain tensors (no fake, meta-tracing or subclass), no dispatch mode, not tracing for
+    torch.compile. The dispatcher and the autograd wrapper of a Python custom op cost several us per
+    call; inference skips them. Anything else (training, torch.compile, FakeTensorMode, profilers'
+    dispatch modes) goes through the registered op."""
+    grad = torch.is_grad_enabled()
+    for a in args:
+        if isinstance(a, torch.Tensor) and (type(a) is not torch.Tensor or (grad and a.requires_grad)):
+            return op(*args)
+    if torch._C._len_torch_dispatch_stack() or torch.compiler.is_compiling():
+        return op(*args)
+    return KERNELS[op](*args)
 
 
 def _autograd(op, setup, backward):
@@ -50,13 +70,19 @@ def _autograd(op, setup, backward):
 
 
 def _check(op: str, **tensors):
-    """All given tensors share the first one's dtype and device, else an error naming the op."""
-    given = {k: t for k, t in tensors.items() if t is not None}
-    first = next(iter(given.values()))
-    if any(t.dtype != first.dtype for t in given.values()) or any(t.device != first.device for t in given.values()):
-        desc = ", ".join(f"{k}={tuple(t.shape)} {t.dtype} {t.device}" for k, t in given.items())
-        raise (TypeError if any(t.dtype != first.dtype for t in given.values()) else ValueError)(
-            f"[ember::{op}] tensors must share one dtype and device ({desc})")
+    """All given tensors share the first one's dtype and device, else an error naming the op. (A
+    plain loop: this runs on every call, and generator expressions would double its ~1 us.)"""
+    dtype = device = None
+    for t in tensors.values():
+        if t is None:
+            continue
+        if dtype is None:
+            dtype, device = t.dtype, t.device
+        elif t.dtype != dtype or t.device != device:
+            given = {k: t for k, t in tensors.items() if t is not None}
+            desc = ", ".join(f"{k}={tuple(t.shape)} {t.dtype} {t.device}" for k, t in given.items())
+            raise (TypeError if t.dtype != dtype else ValueError)(
+                f"[ember::{op}] tensors must share one dtype and device ({desc})")
 
 
 def _shapes(**tensors):
@@ -318,6 +344,8 @@ def _attention_args(q, scale, dropout_p, is_causal, seed=0, offset=0):
 
 def _as_heads_all(q, k, v, mask):
     """ember's (B, H, T, D) views (and the mask's) of torch's (..., T, D) tensors."""
+    if q.dim() == 4:  # already (B, H, T, D); the kernel broadcasts the mask itself
+        return to_ember(q), to_ember(k), to_ember(v), maybe_ember(mask)
     qe, ke, ve = (Tensor._wrap(to_ember(t)) for t in (q, k, v))
     q4 = _as_heads(qe, "query")
     m = None if mask is None else _mask_heads(Tensor._wrap(to_ember(mask)), q4, qe)
@@ -334,8 +362,9 @@ def attention_op(query, key, value, attn_mask, dropout_p, is_causal, scale):
     if dropout_p > 0:  # drawn here, not by the caller, so every call of a compiled graph gets fresh numbers
         seed, offset = default_generator._take(q4.shape[0] * q4.shape[1] * q4.shape[2] * k4.shape[2])
     out, lse = _C.attention(q4, k4, v4, m, _attention_args(query, scale, dropout_p, is_causal, seed, offset))
-    signed_seed = seed - _SEED_MOD if seed >= _SEED_MOD // 2 else seed  # uint64 in an int64 tensor
-    rng = torch.tensor([signed_seed, offset], dtype=torch.int64)
+    rng = torch.zeros(2, dtype=torch.int64)  # (torch.tensor([...]) costs 3x more; this runs on every call)
+    if dropout_p > 0:
+        rng[0], rng[1] = seed - _SEED_MOD if seed >= _SEED_MOD // 2 else seed, offset  # uint64 in an int64 tensor
     return to_torch(out.reshape([*query.shape[:-1], value.shape[-1]])), to_torch(lse), rng
 
 
@@ -556,10 +585,10 @@ _autograd(gru_op, _rnn_setup("GRU"), _rnn_backward("GRU"))
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b with NumPy's rules: a 1-d operand is promoted to a matrix and the added dim removed."""
     if a.dim() >= 2 and b.dim() >= 2:
-        return matmul_op(a, b)
+        return _call(matmul_op, a, b)
     if a.dim() == 0 or b.dim() == 0:
         raise ValueError(f"[ember::matmul] operands must have >= 1 dim ({_shapes(a=a, b=b)})")
-    out = matmul_op(a.unsqueeze(0) if a.dim() == 1 else a, b.unsqueeze(-1) if b.dim() == 1 else b)
+    out = _call(matmul_op, a.unsqueeze(0) if a.dim() == 1 else a, b.unsqueeze(-1) if b.dim() == 1 else b)
     if b.dim() == 1:
         out = out.squeeze(-1)
     return out.squeeze(-2 if b.dim() > 1 else -1) if a.dim() == 1 else out
@@ -571,43 +600,43 @@ def linear(x, weight, bias=None, activation=None):
     if activation in ("gelu", "gelu_tanh") and torch.is_grad_enabled() and (
             x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
         # GELU's derivative needs the pre-activation: keep z and run GELU as its own op (as ember.ops.linalg)
-        return gelu(linear_op(x, weight, bias, "none"), "tanh" if activation == "gelu_tanh" else "none")
-    return linear_op(x, weight, bias, activation)
+        return gelu(_call(linear_op, x, weight, bias, "none"), "tanh" if activation == "gelu_tanh" else "none")
+    return _call(linear_op, x, weight, bias, activation)
 
 
 def gelu(x, approximate: str = "none"):
-    return gelu_op(x, approximate)
+    return _call(gelu_op, x, approximate)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     shape = [normalized_shape] if isinstance(normalized_shape, int) else list(normalized_shape)
     if weight is None and bias is not None:  # the kernel's affine step wants both
         weight = torch.ones(shape, dtype=x.dtype, device=x.device)
-    return layer_norm_op(x, shape, weight, bias, eps)[0]
+    return _call(layer_norm_op, x, shape, weight, bias, eps)[0]
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
                                  scale=None):
     """torch.nn.functional.scaled_dot_product_attention's semantics (bool mask: True = attend; a float
     mask is added), except that a row with every key masked out gives zeros, not NaN."""
-    return attention_op(query, key, value, attn_mask, float(dropout_p), bool(is_causal),
-                        None if scale is None else float(scale))[0]
+    return _call(attention_op, query, key, value, attn_mask, float(dropout_p), bool(is_causal),
+                 None if scale is None else float(scale))[0]
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
     """torch.nn.functional.conv2d's arguments (padding: int, pair, 'same' or 'valid')."""
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _padding(padding, tuple(weight.shape[2:]), dilation, stride)
-    return conv2d_op(x, weight, bias, list(stride), list(pads), list(dilation), int(groups))
+    return _call(conv2d_op, x, weight, bias, list(stride), list(pads), list(dilation), int(groups))
 
 
 def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
     """One LSTM layer over x (T, B, I) -> (outputs (T, B, H), h_n, c_n)."""
-    y = lstm_op(x, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))[0]
+    y = _call(lstm_op, x, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))[0]
     return y[:-2], y[-2], y[-1]
 
 
 def gru_layer(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
     """One GRU layer over x (T, B, I) -> (outputs (T, B, H), h_n)."""
-    y = gru_op(x, h0, w_ih, w_hh, b_ih, b_hh, bool(reverse))[0]
+    y = _call(gru_op, x, h0, w_ih, w_hh, b_ih, b_hh, bool(reverse))[0]
     return y[:-2], y[-2]
