@@ -91,9 +91,27 @@ def _document(path, metadata) -> dict:
         doc = json.loads(metadata[_META_KEY])
     except json.JSONDecodeError as e:
         raise ValueError(f"[load] {path}: corrupt or truncated safetensors file (checkpoint metadata: {e})") from None
-    if doc.get("schema") != SCHEMA:
-        raise ValueError(f"[load_checkpoint] {path}: checkpoint schema {doc.get('schema')}, this ember reads {SCHEMA}")
+    schema = doc.get("schema") if isinstance(doc, dict) else None
+    if schema != SCHEMA:
+        raise ValueError(f"[load_checkpoint] {path}: checkpoint schema {schema}, this ember reads {SCHEMA}")
+    try:
+        doc["rng"] = tuple(int(v) for v in doc["rng"])
+        doc["objects"], doc["values"] = dict(doc["objects"]), dict(doc["values"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _malformed(path, e) from None
     return doc
+
+
+def _malformed(path, error) -> ValueError:
+    return ValueError(f"[load_checkpoint] {path}: malformed checkpoint document ({type(error).__name__}: {error})")
+
+
+def _restore(path, node, tensors):
+    """_unflatten of a document read from a file, whose references may point at nothing."""
+    try:
+        return _unflatten(node, tensors)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise _malformed(path, e) from None
 
 
 def load_checkpoint(path, model=None, optimizer=None, device="cpu", **objects) -> dict:
@@ -108,7 +126,9 @@ def load_checkpoint(path, model=None, optimizer=None, device="cpu", **objects) -
     if missing:
         raise KeyError(f"[load_checkpoint] {path} has no state for {', '.join(map(repr, missing))}; "
                        f"it holds state for {sorted(doc['objects'])} and values {sorted(doc['values'])}")
+    values = {name: _restore(path, v, tensors) for name, v in doc["values"].items()}
+    states = {name: _restore(path, doc["objects"][name], tensors) for name in wanted}
     for name, obj in wanted.items():
-        obj.load_state_dict(_unflatten(doc["objects"][name], tensors))
-    default_generator.set_state(tuple(int(v) for v in doc["rng"]))
-    return {name: _unflatten(v, tensors) for name, v in doc["values"].items()}
+        obj.load_state_dict(states[name])
+    default_generator.set_state(doc["rng"])
+    return values
