@@ -37,12 +37,24 @@ cp "$build"/_C*.so "$stage/ember/"
 
 site="$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 export PYTHONPATH="$PWD/$stage:$site${PYTHONPATH:+:$PYTHONPATH}"
-export LD_PRELOAD="$(g++ -print-file-name=libasan.so)"
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1:check_initialization_order=1"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# libstdc++ is preloaded too: the interpreter does not link it, and ASan must find the real
+# __cxa_throw when it starts, or the first C++ exception (a ValueError for bad input) aborts.
+export LD_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libstdc++.so)"
+# Reports go to files: pytest captures stderr, and an aborted process would take them along.
+reports="$PWD/$build/reports"
+rm -rf "$reports" && mkdir -p "$reports"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$reports/asan"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 
 # The sanitized build is what runs: refuse to test anything else.
 "$python" -S -c "import ember._C as c, sys; sys.exit(0 if c.__file__.startswith('$PWD/$stage') else 1)" \
   || { echo "sanitize: ember._C does not come from $stage" >&2; exit 1; }
-exec "$python" -S -m pytest -p no:cacheprovider --ignore=tests/cuda "$@"
+status=0
+"$python" -S -m pytest -p no:cacheprovider --ignore=tests/cuda "$@" || status=$?
+if compgen -G "$reports/*" > /dev/null; then
+  cat "$reports"/* >&2
+  echo "sanitize: the sanitizers reported errors (above; files in $reports)" >&2
+  exit 1
+fi
+exit "$status"
