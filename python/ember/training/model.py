@@ -276,13 +276,19 @@ def _split_validation(x, y, validation_split, validation_data, heads):
     return x[:cut], {h: t[:cut] for h, t in y.items()}, x[cut:], {h: t[cut:] for h, t in y.items()}
 
 
-def _shuffle_rng(seed):
+def _shuffle_seed(seed):
     """Shuffling follows ember's seed: without an explicit seed, one number is drawn from ember's
     default Philox stream, so em.manual_seed(n) makes fit reproducible."""
     if seed is None:
         from ..ops.creation import randint
         seed = int(randint(0, 2 ** 62, (1,)).item())
-    return np.random.default_rng(seed)
+    return seed
+
+
+def _epoch_rng(seed, epoch):
+    """Epoch e's order depends on (seed, e) alone, as the DataLoader's: fit(initial_epoch=e) after
+    loading a checkpoint shuffles exactly as the uninterrupted run did."""
+    return np.random.default_rng((seed, epoch))
 
 
 def _progress(verbose, epoch, epochs, n):
@@ -376,7 +382,7 @@ def _fit_epochs(self, cfg, x, y, xv, yv, epochs, batch_size, callbacks, shuffle,
     for c in callbacks:
         c.set_model(self)
     self.stop_training = False
-    rng = _shuffle_rng(seed) if shuffle else None
+    seed = _shuffle_seed(seed) if shuffle else None
     for c in callbacks:
         c.on_train_begin()
     for epoch in range(initial_epoch, epochs):
@@ -384,6 +390,7 @@ def _fit_epochs(self, cfg, x, y, xv, yv, epochs, batch_size, callbacks, shuffle,
             c.on_epoch_begin(epoch)
         bar = _progress(verbose, epoch, epochs, len(x))
         t0 = time.perf_counter()
+        rng = _epoch_rng(seed, epoch) if shuffle else None
         logs, stop = _train_epoch(self, cfg, x, y, batch_size, rng, callbacks, bar, plan)
         if stop is not None:
             if bar is not None:
