@@ -69,19 +69,15 @@ def _autograd(op, setup, backward):
                                     lib=_lib)
 
 
-def _check(op: str, **tensors):
-    """All given tensors share the first one's dtype and device, else an error naming the op. (A
-    plain loop: this runs on every call, and generator expressions would double its ~1 us.)"""
-    dtype = device = None
-    for t in tensors.values():
-        if t is None:
-            continue
-        if dtype is None:
-            dtype, device = t.dtype, t.device
-        elif t.dtype != dtype or t.device != device:
-            given = {k: t for k, t in tensors.items() if t is not None}
-            desc = ", ".join(f"{k}={tuple(t.shape)} {t.dtype} {t.device}" for k, t in given.items())
-            raise (TypeError if t.dtype != dtype else ValueError)(
+def _check(op: str, names: str, *tensors):
+    """The given tensors (None skipped) share the first one's dtype and device, else an error naming
+    the op and every tensor. (Positional and a plain loop: this runs on every call.)"""
+    dtype, device = tensors[0].dtype, tensors[0].device
+    for t in tensors[1:]:
+        if t is not None and (t.dtype is not dtype or t.device != device):
+            desc = ", ".join(f"{k}={tuple(t.shape)} {t.dtype} {t.device}"
+                             for k, t in zip(names.split(), tensors) if t is not None)
+            raise (TypeError if t.dtype is not dtype else ValueError)(
                 f"[ember::{op}] tensors must share one dtype and device ({desc})")
 
 
@@ -100,7 +96,7 @@ def _mT(a):
 # ---- matmul -----------------------------------------------------------------------------------
 
 def _matmul_check(a, b):
-    _check("matmul", a=a, b=b)
+    _check("matmul", "a b", a, b)
     if a.dim() < 2 or b.dim() < 2 or a.shape[-1] != b.shape[-2]:
         raise ValueError(f"[ember::matmul] needs (..., M, K) @ (..., K, N) ({_shapes(a=a, b=b)})")
 
@@ -140,10 +136,10 @@ def _activation(activation):
 
 
 def _linear_check(x, weight, bias, activation):
-    _check("linear", x=x, weight=weight, bias=bias)
+    _check("linear", "x weight bias", x, weight, bias)
     _activation(activation)
     if x.dim() == 0 or weight.dim() != 2 or x.shape[-1] != weight.shape[1] or (
-            bias is not None and tuple(bias.shape) != (weight.shape[0],)):
+            bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[0])):
         raise ValueError(f"[ember::linear] needs x (..., in), weight (out, in), bias (out,) "
                          f"({_shapes(x=x, weight=weight, bias=bias)})")
 
@@ -240,13 +236,15 @@ _autograd(gelu_op, _gelu_setup, lambda ctx, g: (gelu_backward_op(g, ctx.saved_te
 # ---- layer_norm -------------------------------------------------------------------------------
 
 def _layer_norm_check(x, normalized_shape, weight, bias):
-    _check("layer_norm", x=x, weight=weight, bias=bias)
-    shape = tuple(normalized_shape)
-    if len(shape) > x.dim() or tuple(x.shape[x.dim() - len(shape):]) != shape or any(
-            t is not None and tuple(t.shape) != shape for t in (weight, bias)):
+    """-> (the leading dims of x, the number of values normalised per row)."""
+    _check("layer_norm", "x weight bias", x, weight, bias)
+    shape, k = tuple(normalized_shape), len(normalized_shape)
+    trailing = x.shape[x.dim() - k:] if k <= x.dim() else None
+    if trailing != shape or (weight is not None and weight.shape != shape) or (
+            bias is not None and bias.shape != shape):
         raise ValueError(f"[ember::layer_norm] normalized_shape {shape} must be x's trailing dims and the shape of "
                          f"weight and bias ({_shapes(x=x, weight=weight, bias=bias)})")
-    return x.shape[:x.dim() - len(shape)], math.prod(shape)
+    return x.shape[:x.dim() - k], math.prod(shape)
 
 
 def _layer_norm_fake(x, normalized_shape, weight, bias, eps):
@@ -312,7 +310,7 @@ def _heads(shape):
 
 
 def _attention_check(q, k, v, mask, dropout_p, is_causal):
-    _check("scaled_dot_product_attention", query=q, key=k, value=v)
+    _check("scaled_dot_product_attention", "query key value", q, k, v)
     if is_causal and mask is not None:
         raise ValueError("[ember::scaled_dot_product_attention] pass either attn_mask or is_causal, not both")
     if not 0.0 <= dropout_p < 1.0:
@@ -406,7 +404,7 @@ _autograd(attention_op, _attention_setup, _attention_backward)
 # ---- conv2d -----------------------------------------------------------------------------------
 
 def _conv2d_check(x, weight, bias, groups):
-    _check("conv2d", x=x, weight=weight, bias=bias)
+    _check("conv2d", "x weight bias", x, weight, bias)
     if x.dim() != 4 or weight.dim() != 4 or groups < 1 or x.shape[1] != weight.shape[1] * groups or (
             weight.shape[0] % groups) or (bias is not None and tuple(bias.shape) != (weight.shape[0],)):
         raise ValueError(f"[ember::conv2d] needs x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) with groups "
@@ -473,7 +471,7 @@ _GATES = {"LSTM": 4, "GRU": 3}
 
 def _rnn_check(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     op = mode.lower()
-    _check(op, input=x, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
+    _check(op, "input h0 c0 w_ih w_hh b_ih b_hh", x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     H = h0.shape[-1] if h0.dim() == 2 else -1
     G = _GATES[mode]
     ok = x.dim() == 3 and h0.dim() == 2 and h0.shape[0] == x.shape[1] and tuple(w_ih.shape) == (G * H, x.shape[2]) \
