@@ -284,6 +284,14 @@ def test_a_rank_that_skips_a_collective_times_out(tmp_path):
 
 
 @needs_mpi
+def test_a_rank_that_never_joins_times_out_in_init(tmp_path):
+    proc, seconds = launch(2, "late", tmp_path)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and seconds < 15, text
+    assert "Timeout" in text and "in _start_mpi" in text and "rank 1 never joined" not in text, text
+
+
+@needs_mpi
 @pytest.mark.parametrize("how", ["raise", "exit"])
 def test_a_rank_that_dies_ends_the_run(how, tmp_path):
     proc, seconds = launch(2, how, tmp_path)
@@ -468,9 +476,13 @@ def scenario_nccl(dist, out):
 if __name__ == "__main__":
     import ember.distributed as dist
     name, out = sys.argv[1], sys.argv[2]
+    if name == "late" and os.environ.get("PMI_RANK") == "1":
+        time.sleep(20)  # never starts MPI: rank 0's init must give up and end the run long before this
+        print("rank 1 never joined")
+        sys.exit(0)
     if name != "nccl_on_cpu":
-        dist.init(backend="nccl" if name == "nccl" else "mpi", timeout=1.0 if name == "timeout" else 60.0)
+        dist.init(backend="nccl" if name == "nccl" else "mpi", timeout=1.0 if name in ("timeout", "late") else 60.0)
     {"collectives": scenario_collectives, "ddp": scenario_ddp, "fit": scenario_fit, "mismatch": scenario_mismatch,
      "replicated": lambda d, o: scenario_ddp(d, o, replicated=True), "timeout": scenario_timeout,
      "raise": scenario_raise, "exit": scenario_exit, "nccl": scenario_nccl,
-     "nccl_on_cpu": scenario_nccl_on_cpu, "no_sync": scenario_no_sync}[name](dist, out)
+     "nccl_on_cpu": scenario_nccl_on_cpu, "no_sync": scenario_no_sync, "late": scenario_timeout}[name](dist, out)

@@ -10,9 +10,11 @@ then raises DistributedTimeoutError naming the operation. An exception that nobo
 every rank (MPI_Abort), because a rank that simply exits leaves the others waiting in MPI."""
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import sys
+import threading
 import time
 
 import numpy as np
@@ -76,14 +78,29 @@ def init(backend: str = "mpi", timeout: float | None = None, abort_on_error: boo
     timeout = float(timeout if timeout is not None else os.environ.get("EMBER_DIST_TIMEOUT", DEFAULT_TIMEOUT))
     if timeout <= 0:
         raise ValueError(f"[distributed.init] timeout must be > 0 seconds, got {timeout}")
-    comm = mpi().COMM_WORLD.Dup()  # our own communicator: a user's MPI traffic never interleaves with ours
+    world = _start_mpi(timeout).COMM_WORLD
+    if abort_on_error and world.Get_size() > 1:
+        _abort_on_uncaught(world)  # from here on: even a rank that never joins ends the run
+    comm, request = world.Idup()  # our own communicator: a user's MPI traffic never interleaves with ours
+    _wait_until(request, "distributed.init", timeout, world.Get_rank(), world.Get_size())
+    # Idup may complete locally: a barrier makes init the rendezvous where a rank that never came shows
+    _wait_until(comm.Ibarrier(), "distributed.init", timeout, world.Get_rank(), world.Get_size())
     group = _Group(comm, backend, timeout)
     if backend == "nccl":
         from . import nccl
         group.nccl = nccl.Communicator.over_mpi(comm, _local_rank(comm))
     _group = group
-    if abort_on_error and group.size > 1:
-        _abort_on_uncaught(comm)
+
+
+def _start_mpi(timeout):
+    """mpi4py's MPI, initialised. MPI_Init waits for every rank to call it, inside C and holding the
+    GIL, so no Python timer can end that wait; faulthandler's watchdog thread is C: if the wait lasts
+    longer than the timeout it prints the stack (this line) and exits, and mpiexec ends the rest."""
+    faulthandler.dump_traceback_later(timeout, exit=True)
+    try:
+        return mpi()  # MPI_Init: a rank that never starts it keeps the others here until the timeout
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _local_rank(comm):
@@ -95,6 +112,9 @@ def _local_rank(comm):
         shared.Free()
 
 
+ABORT_SECONDS = 2.0  # how long MPI_Abort may take before the process exits on its own
+
+
 def _abort_on_uncaught(comm):
     previous = sys.excepthook
 
@@ -104,8 +124,13 @@ def _abort_on_uncaught(comm):
                          "aborting every rank so that none waits for this one\n")
         sys.stdout.flush()
         sys.stderr.flush()
-        comm.Abort(1)
-        os._exit(1)  # Abort does not return; this is for an MPI whose Abort does
+        # MPI_Abort can itself hang (MPICH's does while a rank has not called MPI_Init yet), so it runs
+        # in a thread with a deadline. A rank that exits without MPI_Finalize also makes mpiexec end
+        # the others, which is the fallback.
+        aborter = threading.Thread(target=comm.Abort, args=(1,), daemon=True)
+        aborter.start()
+        aborter.join(ABORT_SECONDS)
+        os._exit(1)
 
     sys.excepthook = hook
 
@@ -142,15 +167,18 @@ def device() -> str:
 
 def wait(request, what: str) -> None:
     """Polls an MPI request until it completes or the group's timeout passes."""
-    if request.Test():
-        return
-    g = group()
+    if not request.Test():
+        g = group()
+        _wait_until(request, what, g.timeout, g.rank, g.size)
+
+
+def _wait_until(request, what, timeout, rank, size):
     start = time.monotonic()
     while not request.Test():
         waited = time.monotonic() - start
-        if waited > g.timeout:
+        if waited > timeout:
             raise DistributedTimeoutError(
-                f"[{what}] rank {g.rank} of {g.size} waited {g.timeout:g} s for the other ranks: one of them has "
+                f"[{what}] rank {rank} of {size} waited {timeout:g} s for the other ranks: one of them has "
                 "died, hangs, or skipped this collective (set the limit with init(timeout=...) or "
                 "EMBER_DIST_TIMEOUT)")
         if waited > SPIN_SECONDS:
