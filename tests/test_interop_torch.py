@@ -308,11 +308,13 @@ def test_opcheck(name):
 # ---- bad inputs -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call,err,words", [
-    (lambda: et.matmul(torch.randn(3, 4), torch.randn(4, 2, dtype=torch.float64)), TypeError, ["ember::matmul", "float64"]),
+    (lambda: et.matmul(torch.randn(3, 4), torch.randn(4, 2, dtype=torch.float64)), TypeError,
+     ["ember::matmul", "float64"]),
     (lambda: et.matmul(torch.randn(3, 4), torch.randn(5, 2)), ValueError, ["ember::matmul", "(3, 4)", "(5, 2)"]),
     (lambda: et.linear(torch.randn(3, 4), torch.randn(2, 5)), ValueError, ["ember::linear", "(2, 5)"]),
     (lambda: et.linear(torch.randn(3, 4), torch.randn(2, 4), activation="tanh"), ValueError, ["ember::linear", "tanh"]),
-    (lambda: et.conv2d(torch.randn(1, 3, 5, 5), torch.randn(2, 2, 3, 3)), ValueError, ["ember::conv2d", "(2, 2, 3, 3)"]),
+    (lambda: et.conv2d(torch.randn(1, 3, 5, 5), torch.randn(2, 2, 3, 3)), ValueError,
+     ["ember::conv2d", "(2, 2, 3, 3)"]),
     (lambda: et.layer_norm(torch.randn(3, 4), 5), ValueError, ["ember::layer_norm", "(3, 4)"]),
     (lambda: et.scaled_dot_product_attention(torch.randn(1, 2, 3), torch.randn(1, 2, 4), torch.randn(1, 2, 4)),
      ValueError, ["ember::scaled_dot_product_attention", "(1, 2, 3)"]),
@@ -361,10 +363,12 @@ def _module_pair(make, ember_cls):
 
 def _compare_modules(make, ember_cls, inputs, rtol, call=lambda m, *a: m(*a)):
     ref, mine = _module_pair(make, ember_cls)
-    ref_in = [t.detach().clone().requires_grad_(t.is_floating_point()) if isinstance(t, torch.Tensor) else t
-              for t in inputs]
-    got_in = [t.detach().clone().requires_grad_(t.is_floating_point()) if isinstance(t, torch.Tensor) else t
-              for t in inputs]
+    def fresh(t):  # a leaf of its own per side (a tuple such as an LSTM's (h0, c0) element-wise)
+        if isinstance(t, tuple):
+            return tuple(fresh(u) for u in t)
+        return t.detach().clone().requires_grad_(t.is_floating_point())
+
+    ref_in, got_in = [fresh(t) for t in inputs], [fresh(t) for t in inputs]
     got, want = _outputs(call(mine, *got_in)), _outputs(call(ref, *ref_in))
     assert len(got) == len(want)
     for a, b in zip(got, want):
@@ -374,9 +378,10 @@ def _compare_modules(make, ember_cls, inputs, rtol, call=lambda m, *a: m(*a)):
     sum(((b * c).sum() for b, c in zip(want, cots))).backward()
     for (name, p), q in zip(mine.named_parameters(), ref.parameters()):
         assert_close(p.grad, q.grad, rtol, msg=f"grad of {name}")
-    for a, b in zip(got_in, ref_in):
-        if isinstance(a, torch.Tensor) and a.requires_grad:
-            assert_close(a.grad, b.grad, rtol, msg="grad of the input")
+    flat = lambda ts: [u for t in ts for u in (t if isinstance(t, tuple) else (t,))]  # noqa: E731
+    for a, b in zip(flat(got_in), flat(ref_in)):
+        if a.requires_grad and b.grad is not None:
+            assert_close(a.grad, b.grad, rtol, msg="grad of an input")
 
 
 RTOL64 = tolerance("float64", 4096, ulps=64)  # float64 through a few layers
@@ -403,7 +408,8 @@ def test_module_built_directly_is_torchs():
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
-@pytest.mark.parametrize("kw,with_h", [(dict(), False), (dict(num_layers=2, bidirectional=True, batch_first=True), True),
+@pytest.mark.parametrize("kw,with_h", [(dict(), False),
+                                       (dict(num_layers=2, bidirectional=True, batch_first=True), True),
                                        (dict(num_layers=3, bias=False), True)])
 def test_recurrent_modules(mode, kw, with_h):
     cls = getattr(et, mode)
@@ -414,9 +420,7 @@ def test_recurrent_modules(mode, kw, with_h):
     if with_h:
         h = _randn(layers * dirs, 3, 7)
         inputs.append((h, _randn(layers * dirs, 3, 7)) if mode == "LSTM" else h)
-    call = (lambda m, x, hx: m(x, tuple(t for t in hx)) if mode == "LSTM" else m(x, hx)) if with_h else (
-        lambda m, x: m(x))
-    _compare_modules(make, cls, inputs, RTOL64, call)
+    _compare_modules(make, cls, inputs, RTOL64)
 
 
 def test_recurrent_unbatched_and_packed():
@@ -443,7 +447,8 @@ def test_multihead_attention(batch_first, masks):
     if masks in ("float", "both"):
         kw["attn_mask"] = torch.randn(B * H, T, T, dtype=torch.float64)
     if masks == "causal":
-        kw["attn_mask"], kw["is_causal"] = torch.nn.Transformer.generate_square_subsequent_mask(T, dtype=torch.float64), True
+        kw["attn_mask"] = torch.nn.Transformer.generate_square_subsequent_mask(T, dtype=torch.float64)
+        kw["is_causal"] = True
     make = lambda: torch.nn.MultiheadAttention(E, H, batch_first=batch_first)  # noqa: E731
     _compare_modules(make, et.MultiheadAttention, [x], RTOL64, lambda m, x: m(x, x, x, **kw))
 

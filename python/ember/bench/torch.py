@@ -161,7 +161,8 @@ def _bridge_ops(torch):
         ("sdpa", "1x1x8x8", lambda: et.scaled_dot_product_attention(q, q, q),
          lambda: eo.attention_op(q, q, q, None, 0.0, False, None)[0], lambda: _C.attention(Qa, Qa, Qa, None, args),
          lambda: F.scaled_dot_product_attention(q, q, q)),
-        ("conv2d", "1x1x8x8 * 3x3", lambda: et.conv2d(img, k), lambda: eo.conv2d_op(img, k, None, [1, 1], [0] * 4, [1, 1], 1),
+        ("conv2d", "1x1x8x8 * 3x3", lambda: et.conv2d(img, k),
+         lambda: eo.conv2d_op(img, k, None, [1, 1], [0] * 4, [1, 1], 1),
          lambda: _C.conv2d(Ia, Ka, None, geom), lambda: F.conv2d(img, k)),
         ("lstm", "T2 B1 I4 H4", lambda: et.lstm_layer(seq, h0, c0, w_ih, w_hh)[0],
          lambda: eo.lstm_op(seq, h0, c0, w_ih, w_hh, None, None, False)[0], lstm_direct,
@@ -194,8 +195,8 @@ def bridge_cases(torch, repeat):
             rates = {"_C direct": WORK / direct_ms / 1e6, "torch": WORK / torch_ms / 1e6}
             note = (f"bridge +{overhead:.2f} us per call (through torch's dispatcher: +{op_overhead:.2f} us; "
                     f"kernel alone {direct_ms * 1e3:.2f} us)") + ("" if valid else "; output differs from torch's")
-            out.append(Result("torch", f"bridge {name}", shape, "float32", "cpu", ms.median_ms, WORK / ms.median_ms / 1e6,
-                              UNIT, "torch", torch_ms, rates["torch"], valid=valid, ms_min=ms.min_ms, peers=rates,
+            out.append(Result("torch", f"bridge {name}", shape, "float32", "cpu", ms.median_ms,
+                              WORK / ms.median_ms / 1e6, UNIT, "torch", torch_ms, rates["torch"], valid=valid, ms_min=ms.min_ms, peers=rates,
                               in_cache=True, note=note, extra={"bridge_overhead_us": overhead, "dispatch_overhead_us":
                                                                op_overhead, "direct_us": direct_ms * 1e3}))
     return out

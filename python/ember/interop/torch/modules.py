@@ -171,7 +171,8 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
         if causal:
             mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).tril()
         if mask is not None:
-            scores = scores.masked_fill(mask.logical_not(), float("-inf")) if mask.dtype == torch.bool else scores + mask
+            bool_mask = mask.dtype == torch.bool
+            scores = scores.masked_fill(mask.logical_not(), float("-inf")) if bool_mask else scores + mask
         w = torch.softmax(scores, -1)
         return w.mean(1) if average else w
 

@@ -220,7 +220,8 @@ def gelu_op(x, approximate):
     return to_torch(_C.unary(_GELUS[approximate], to_ember(x), 0.0, 0.0))
 
 
-@_op("gelu_backward(Tensor grad, Tensor x, str approximate) -> Tensor", lambda grad, x, approximate: x.new_empty(x.shape))
+@_op("gelu_backward(Tensor grad, Tensor x, str approximate) -> Tensor",
+     lambda grad, x, approximate: x.new_empty(x.shape))
 def gelu_backward_op(grad, x, approximate):
     return to_torch(_C.unary_backward(_GELUS[approximate], to_ember(x), to_ember(grad), 0.0, 0.0))
 
