@@ -184,16 +184,48 @@ size_t b_buffer_size(const Blocking& bl, int64_t k, int64_t cols, int nr) {
 // L1 while it is used) against all the block's NR-column B micro-panels. Packing A once per K slice,
 // not once per B block, matters: transposing A into panels costs about as much per element as an
 // MR x NR x 1 update, so it must be amortised over all of N.
+// Operands read in place (the micro-kernel table's direct form) instead of packed: a row-major A when
+// the thread has few columns, a row-major B when it has few rows. A packed element is then used in
+// only that many multiply-adds, about what packing it costs (one thread, AVX-512, GFLOP/s packed ->
+// direct: 1024x1024 @ 1024x16 47 -> 85, 4096x256 @ 256x32 99 -> 165, 1000x1000 @ 1000x64 135 -> 204;
+// unchanged at 255^3 and 513^3; B in place: 16x1024 @ 1024x1024 70 -> 111, 12x768 @ 768x3072 63 -> 129,
+// but 24 rows 96 -> 87, hence 16). Only whole register tiles go direct; ragged edges stay packed
+// (zero-padded). EMBER_GEMM_DIRECT_A_COLS / EMBER_GEMM_DIRECT_B_ROWS override the limits, 0 = off.
+struct Direct {
+  GemmMicrokernelDirect kernel = nullptr;
+  bool a = false, b = false;
+};
+
+int64_t env_limit(const char* name, int64_t fallback) {
+  const char* s = std::getenv(name);
+  return s && *s ? std::atoll(s) : fallback;
+}
+
+template <typename T>
+Direct direct_operands(const Problem<T>& p, int64_t rows, int64_t cols) {
+  static const int64_t max_cols = env_limit("EMBER_GEMM_DIRECT_A_COLS", 256);
+  static const int64_t max_rows = env_limit("EMBER_GEMM_DIRECT_B_ROWS", 16);
+  Direct d;
+  if constexpr (std::is_same_v<T, float>) {
+    d.kernel = gemm_kernels().f32_direct;
+    d.a = d.kernel && p.csa == 1 && p.rsa > 0 && cols <= max_cols;
+    d.b = d.kernel && !p.packed_b && p.csb == 1 && p.rsb > 0 && rows <= max_rows;
+  }
+  return d;
+}
+
 template <typename T>
 void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, const Blocking& bl,
                 int64_t r0, int64_t r1, int64_t c0, int64_t c1, T* Ap, T* Bp) {
   const int64_t m_panels = (r1 - r0 + mr - 1) / mr;
   const int64_t kc_step = k_slice(bl, p.k), nc_step = n_block(bl, c1 - c0, nr);
+  const Direct direct = direct_operands(p, r1 - r0, c1 - c0);
   for (int64_t pc = 0; pc < p.k; pc += kc_step) {
     const int64_t kc = std::min(kc_step, p.k - pc);
     for (int64_t i = 0; i < m_panels; ++i)
-      pack_a_panel(p.a + (r0 + i * mr) * p.rsa + pc * p.csa, p.rsa, p.csa,
-                   std::min<int64_t>(mr, r1 - r0 - i * mr), kc, mr, Ap + i * mr * kc);
+      if (!direct.a || r1 - r0 - i * mr < mr)  // direct A: only a ragged last panel is packed
+        pack_a_panel(p.a + (r0 + i * mr) * p.rsa + pc * p.csa, p.rsa, p.csa,
+                     std::min<int64_t>(mr, r1 - r0 - i * mr), kc, mr, Ap + i * mr * kc);
     GemmStore<T> st{p.alpha, p.beta, pc == 0, pc + kc >= p.k, nullptr, p.act};
     for (int64_t jc = c0; jc < c1; jc += nc_step) {
       const int64_t nc = std::min(nc_step, c1 - jc), nq = (nc + nr - 1) / nr;
@@ -202,17 +234,27 @@ void gemm_range(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr, 
         Bb = p.packed_b + pc * ((p.n + nr - 1) / nr) * nr + (jc / nr) * nr * kc;
       } else {
         for (int64_t q = 0; q < nq; ++q)
-          pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb, std::min<int64_t>(nr, nc - q * nr),
-                       kc, nr, Bp + q * nr * kc);
+          if (!direct.b || nc - q * nr < nr)  // direct B: only a ragged last panel is packed
+            pack_b_panel(p.b + pc * p.rsb + (jc + q * nr) * p.csb, p.rsb, p.csb, std::min<int64_t>(nr, nc - q * nr),
+                         kc, nr, Bp + q * nr * kc);
       }
       for (int64_t i = 0; i < m_panels; ++i) {
         const int64_t row = r0 + i * mr;
         const int m = int(std::min<int64_t>(mr, r1 - row));
         for (int64_t q = 0; q < nq; ++q) {
           const int64_t col = jc + q * nr;
+          const int n = int(std::min<int64_t>(nr, nc - q * nr));
           st.bias = p.bias ? p.bias + col : nullptr;
-          kernel(kc, Ap + i * mr * kc, Bb + q * nr * kc, p.c + row * p.ldc + col, p.ldc, m,
-                 int(std::min<int64_t>(nr, nc - q * nr)), st);
+          if constexpr (std::is_same_v<T, float>) {
+            const bool in_place_a = direct.a && m == mr, in_place_b = direct.b && n == nr;
+            if (in_place_a || in_place_b) {
+              direct.kernel(kc, in_place_a ? p.a + row * p.rsa + pc : Ap + i * mr * kc, in_place_a ? p.rsa : 0,
+                            in_place_b ? p.b + pc * p.rsb + col : Bb + q * nr * kc, in_place_b ? p.rsb : 0,
+                            p.c + row * p.ldc + col, p.ldc, m, n, st);
+              continue;
+            }
+          }
+          kernel(kc, Ap + i * mr * kc, Bb + q * nr * kc, p.c + row * p.ldc + col, p.ldc, m, n, st);
         }
       }
     }

@@ -40,6 +40,13 @@ using GemvDot = void (*)(const T* P, int64_t ld, int64_t rows, int64_t k, const 
 template <typename T>
 using GemvAxpy = void (*)(const T* P, int64_t ld, int64_t k, int64_t cols, const T* v, T* out);
 
+// The float32 tile reading an operand in place instead of a packed panel: lda > 0, MR whole rows of
+// a row-major A (row i at A + i * lda; else A is a packed panel); ldb > 0, NR whole columns of a
+// row-major B (step k at B + k * ldb; else B is a packed panel). Null where the ISA has none (then
+// both are always packed).
+using GemmMicrokernelDirect = void (*)(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,
+                                       float* C, int64_t ldc, int m, int n, const GemmStore<float>& st);
+
 struct GemmKernels {
   const char* name;           // e.g. "avx512_6x32"
   int mr, nr;                 // float32 register tile
@@ -51,6 +58,7 @@ struct GemmKernels {
   GemvAxpy<float> gemv_axpy_f32;
   GemvDot<double> gemv_dot_f64;
   GemvAxpy<double> gemv_axpy_f64;
+  GemmMicrokernelDirect f32_direct;
 };
 
 const GemmKernels& gemm_kernels();  // the table for the ISA in use

@@ -163,26 +163,42 @@ void microkernel(int64_t kc, const T* __restrict Ap, const T* __restrict Bp, T* 
 // The first ROWS rows of a 12-row packed A panel (Ap advances by 12 per k either way). A ragged last
 // panel runs the smallest tile that covers it: M = 32 is 12 + 12 + 8 rows of FMAs, not 12 + 12 + 12
 // (an RNN step's 32 x 256 x 1024 product, or a batch of 32, loses 11% to the padding otherwise).
-template <int ROWS>
+//
+// The direct forms (gemm.h: GemmKernels::f32_direct) read an operand in place instead of a packed
+// panel. DIRECT_A: Ap is row-major A itself, row i of step k at Ap[i * lda + k], all ROWS rows present;
+// a product with few columns then skips A's packing, which would cost about as much as the
+// multiply-adds it feeds. DIRECT_B: Bp is row-major B, step k's 32 columns at Bp + k * ldb, all 32
+// present; a product with few rows skips B's packing likewise. NV = 1: a panel of at most 16 columns
+// (the packed panel is still 32 wide) runs half the FMAs (1024x1024 @ 1024x16: 85 -> 126 GFLOP/s).
+template <int ROWS, bool DIRECT_A = false, bool DIRECT_B = false, int NV = 2>
 void avx512_tile(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* __restrict C,
-                 int64_t ldc, int m, int n, const GemmStore<float>& st) {
+                 int64_t ldc, int m, int n, const GemmStore<float>& st, int64_t lda = 0, int64_t ldb = 0) {
   __m512 c[ROWS][2];  // (rows, NR / 16)
 #pragma GCC unroll 12
   for (int i = 0; i < ROWS; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
   for (int i = 0; i < m; ++i) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+    const __m512 b0 = DIRECT_B ? _mm512_loadu_ps(Bp) : _mm512_load_ps(Bp);
+    const __m512 b1 = NV == 1 ? b0 : DIRECT_B ? _mm512_loadu_ps(Bp + 16) : _mm512_load_ps(Bp + 16);
     // 8 iterations (1 KiB of B, 384 B of A) ahead: the panels stream from L2.
-    _mm_prefetch(reinterpret_cast<const char*>(Bp + 32 * 8), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(Ap + MR32 * 8), _MM_HINT_T0);
+    if (DIRECT_B) {
+      _mm_prefetch(reinterpret_cast<const char*>(Bp + 8 * ldb), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(Bp + 8 * ldb + 31), _MM_HINT_T0);
+    } else {
+      _mm_prefetch(reinterpret_cast<const char*>(Bp + 32 * 8), _MM_HINT_T0);
+    }
+    if (!DIRECT_A) _mm_prefetch(reinterpret_cast<const char*>(Ap + MR32 * 8), _MM_HINT_T0);
+    if (DIRECT_A && (k & 15) == 0)  // 12 rows in place: each row's line 2 lines (32 steps) ahead, once per line
+#pragma GCC unroll 12
+      for (int i = 0; i < ROWS; ++i) _mm_prefetch(reinterpret_cast<const char*>(Ap + i * lda + 32), _MM_HINT_T0);
 #pragma GCC unroll 12
     for (int i = 0; i < ROWS; ++i) {
-      const __m512 a = _mm512_set1_ps(Ap[i]);
+      const __m512 a = _mm512_set1_ps(DIRECT_A ? Ap[i * lda] : Ap[i]);
       c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
-      c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+      if (NV == 2) c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
     }
-    Ap += MR32;
-    Bp += 32;
+    Ap += DIRECT_A ? 1 : MR32;
+    Bp += DIRECT_B ? ldb : 32;
   }
   if (m == ROWS && n == 32 && !(st.last && (st.bias || st.act != Activation::none))) {
     // Full tile, no epilogue: straight from registers into C.
@@ -206,11 +222,30 @@ void avx512_tile(int64_t kc, const float* __restrict Ap, const float* __restrict
 
 void gemm_microkernel_avx512_12x32(int64_t kc, const float* __restrict Ap, const float* __restrict Bp,
                                    float* __restrict C, int64_t ldc, int m, int n, const GemmStore<float>& st) {
+  if (n <= 16) {
+    if (m > 8) avx512_tile<12, false, false, 1>(kc, Ap, Bp, C, ldc, m, n, st);
+    else if (m > 4) avx512_tile<8, false, false, 1>(kc, Ap, Bp, C, ldc, m, n, st);
+    else avx512_tile<4, false, false, 1>(kc, Ap, Bp, C, ldc, m, n, st);
+    return;
+  }
   if (m > 8) avx512_tile<12>(kc, Ap, Bp, C, ldc, m, n, st);
   else if (m > 4) avx512_tile<8>(kc, Ap, Bp, C, ldc, m, n, st);
   else avx512_tile<4>(kc, Ap, Bp, C, ldc, m, n, st);
 }
 #define EMBER_F32_KERNEL gemm_microkernel_avx512_12x32
+
+// The direct forms of the 12 x 32 tile (lda > 0: A in place, 12 rows; ldb > 0: B in place, 32 columns).
+void gemm_microkernel_avx512_12x32_direct(int64_t kc, const float* __restrict A, int64_t lda,
+                                          const float* __restrict B, int64_t ldb, float* __restrict C, int64_t ldc,
+                                          int m, int n, const GemmStore<float>& st) {
+  if (lda && ldb) return avx512_tile<12, true, true>(kc, A, B, C, ldc, 12, n, st, lda, ldb);
+  if (lda && n <= 16) return avx512_tile<12, true, false, 1>(kc, A, B, C, ldc, 12, n, st, lda);
+  if (lda) return avx512_tile<12, true, false>(kc, A, B, C, ldc, 12, n, st, lda);
+  if (m > 8) avx512_tile<12, false, true>(kc, A, B, C, ldc, m, n, st, 0, ldb);
+  else if (m > 4) avx512_tile<8, false, true>(kc, A, B, C, ldc, m, n, st, 0, ldb);
+  else avx512_tile<4, false, true>(kc, A, B, C, ldc, m, n, st, 0, ldb);
+}
+#define EMBER_F32_DIRECT gemm_microkernel_avx512_12x32_direct
 #elif defined(__AVX2__)
 void gemm_microkernel_avx2_6x16(int64_t kc, const float* __restrict Ap, const float* __restrict Bp,
                                 float* __restrict C, int64_t ldc, int m, int n, const GemmStore<float>& st) {
@@ -361,12 +396,17 @@ void gemv_axpy(const T* P, int64_t ld, int64_t k, int64_t cols, const T* v, T* o
 
 }  // namespace
 
+#ifndef EMBER_F32_DIRECT
+#define EMBER_F32_DIRECT nullptr  // this ISA always packs
+#endif
+
 extern const GemmKernels table = {
     EMBER_STR(EMBER_ISA),
     MR32, NV32 * kLanes<float>, EMBER_F32_KERNEL,
     MR64, NV64 * kLanes<double>, microkernel<double, MR64, NV64>,
     pack_transpose_f32,
     gemv_dot<float>, gemv_axpy<float>, gemv_dot<double>, gemv_axpy<double>,
+    EMBER_F32_DIRECT,
 };
 
 }  // namespace ember::cpu::EMBER_CAT(gemm_, EMBER_ISA)
