@@ -276,6 +276,12 @@ def test_model_mismatch_is_a_clear_error_on_every_rank(tmp_path):
 
 
 @needs_mpi
+def test_fit_with_other_data_on_a_rank_is_a_clear_error(tmp_path):
+    text = ok(launch(2, "fit_mismatch", tmp_path)[0])
+    assert text.count("fit mismatch ok") == 2 and "rank 1 passed other data" in text, text
+
+
+@needs_mpi
 def test_a_rank_that_skips_a_collective_times_out(tmp_path):
     proc, seconds = launch(2, "timeout", tmp_path)
     text = proc.stdout + proc.stderr
@@ -429,6 +435,16 @@ def scenario_mismatch(dist, out):
         print(f"mismatch ok {dist.rank()}: {e}")
 
 
+def scenario_fit_mismatch(dist, out):
+    x, y = blobs(40, seed=dist.rank())  # each rank its own data: fit must refuse before training
+    model = nn.Sequential(nn.Linear(5, 3))
+    model.compile(optimizer="sgd", loss="cross_entropy")
+    try:
+        model.fit(x, y, batch_size=8, verbose=0, distributed=True)
+    except dist.DistributedError as e:
+        print(f"fit mismatch ok {dist.rank()}: {e}")
+
+
 def scenario_timeout(dist, out):
     if dist.rank() == 1:
         time.sleep(20)  # never joins; rank 0's timeout must end the run long before this
@@ -485,4 +501,5 @@ if __name__ == "__main__":
     {"collectives": scenario_collectives, "ddp": scenario_ddp, "fit": scenario_fit, "mismatch": scenario_mismatch,
      "replicated": lambda d, o: scenario_ddp(d, o, replicated=True), "timeout": scenario_timeout,
      "raise": scenario_raise, "exit": scenario_exit, "nccl": scenario_nccl,
-     "nccl_on_cpu": scenario_nccl_on_cpu, "no_sync": scenario_no_sync, "late": scenario_timeout}[name](dist, out)
+     "nccl_on_cpu": scenario_nccl_on_cpu, "no_sync": scenario_no_sync, "late": scenario_timeout,
+     "fit_mismatch": scenario_fit_mismatch}[name](dist, out)

@@ -10,6 +10,8 @@ the callbacks of all ranks agree. Only rank 0 shows progress and keeps the callb
 files (ModelCheckpoint, CSVLogger, or any callback with rank_zero_only = True)."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..training import callbacks as cb
@@ -17,6 +19,19 @@ from . import comm
 from .ddp import DistributedDataParallel
 
 _WRITERS = (cb.ModelCheckpoint, cb.CSVLogger)
+
+
+def check_same_data(x, y, batch_size, epochs):
+    """Every rank must pass the same x, y and settings (fit shares each global batch out), or the
+    ranks would walk different batches and wait for each other at the end of an epoch."""
+    if not comm.is_initialized():
+        comm.init()
+    theirs = comm.all_gather_object(_data_signature(x, y, batch_size, epochs))
+    other = next((r for r, sig in enumerate(theirs) if sig != theirs[0]), None)
+    if other is not None:
+        raise comm.DistributedError(
+            f"[fit] distributed=True: rank {other} passed other data or settings than rank 0 ({theirs[other]} vs "
+            f"{theirs[0]}); give every rank the same x, y, batch_size and epochs (fit splits the batches)")
 
 
 class DistributedFit:
@@ -84,3 +99,13 @@ class DistributedFit:
         values = np.ascontiguousarray(values, dtype=np.float64)
         comm.all_reduce(from_numpy(values), "sum")
         return values
+
+
+def _data_signature(x, y, batch_size, epochs):
+    """Shapes, dtypes, settings and a digest of up to 256 evenly spaced rows of every array."""
+    rows = np.unique(np.linspace(0, len(x) - 1, min(len(x), 256)).astype(np.int64))
+    digest = hashlib.sha256()
+    for a in [x] + [y[h] for h in sorted(y, key=str)]:
+        digest.update(np.ascontiguousarray(a[rows]).tobytes())
+    shapes = [tuple(a.shape) for a in [x, *y.values()]]
+    return {"shapes": shapes, "batch_size": int(batch_size), "epochs": int(epochs), "rows": digest.hexdigest()[:16]}

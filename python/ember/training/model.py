@@ -363,7 +363,8 @@ def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, validati
     _ensure_built(self, x)
     plan = None
     if distributed:
-        from ..distributed.fit import DistributedFit
+        from ..distributed.fit import DistributedFit, check_same_data
+        check_same_data(x, y, batch_size, epochs)
         plan = DistributedFit(self, _forward)
         callbacks, verbose = plan.callbacks(callbacks), plan.verbose(verbose)
         seed = plan.seed(seed) if shuffle else seed
