@@ -1,5 +1,6 @@
 """CPU GEMM paths by shape, against float64 NumPy with the bound 4 sqrt(K) eps |A| |B|: the
-matrix-vector forms (one row or one column), short and narrow products, batches, and every operand layout the shape sweep of `python -m ember bench gemm --sweep`
+matrix-vector forms (one row or one column), short and narrow products (operands read in place),
+batches, and every operand layout the shape sweep of `python -m ember bench gemm --sweep`
 times (transposed, strided, windows of larger arrays)."""
 import os
 import subprocess
@@ -87,9 +88,11 @@ def test_matrix_vector_gradients(shapes):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("la", LAYOUTS)
 @pytest.mark.parametrize("lb", LAYOUTS)
-@pytest.mark.parametrize("mkn", [(13, 257, 7), (40, 129, 33), (25, 64, 100), (97, 300, 31), (12, 1, 64)], ids=str)
+@pytest.mark.parametrize("mkn", [(13, 257, 7), (40, 129, 33), (25, 64, 100), (97, 300, 31), (12, 1, 64),
+                                 (16, 300, 100), (7, 50, 70), (13, 1000, 40), (30, 1500, 17)], ids=str)
 def test_short_and_narrow_products(mkn, la, lb, dtype):
-    """Few columns (N <= a few register tiles), where A's packing does not pay: every layout."""
+    """Few columns or few rows, where the AVX-512 tile reads A or B in place instead of packing it
+    (whole tiles in place, ragged edges packed; K in several slices): every layout."""
     r, _ = rng()
     m, k, n = mkn
     _check_product(_laid_out(r, (m, k), la, dtype), _laid_out(r, (k, n), lb, dtype))
