@@ -381,6 +381,13 @@ def scenario_ddp(dist, out, replicated=False):
     model = net()
     ddp = dist.DistributedDataParallel(model, bucket_cap_mb=1e-3)
     assert len(ddp._buckets) >= 3
+    pending_at_launch, launch = [], ddp._launch
+
+    def recording_launch(bucket):  # how many gradients backward still owed when a bucket left
+        pending_at_launch.append(sum(len(b.params) - b.ready for b in ddp._buckets))
+        launch(bucket)
+
+    ddp._launch = recording_launch
     x, y = images()
     ds = TensorDataset(x, y)
     if replicated:  # every rank the whole global batch
@@ -388,6 +395,7 @@ def scenario_ddp(dist, out, replicated=False):
     else:
         loader = DataLoader(ds, batch_size=STEPS_BATCH // w, sampler=DistributedSampler(ds, seed=5))
     weights = train(model, loader, forward=ddp)
+    assert pending_at_launch[0] > 0, pending_at_launch  # the first bucket left while backward went on
     _same_on_every_rank(dist, weights)
     if r == 0:
         np.savez(os.path.join(out, "weights.npz"), **weights)
