@@ -29,6 +29,7 @@ DEFAULT_TIMEOUT = 300.0  # seconds; EMBER_DIST_TIMEOUT or init(timeout=...) chan
 # After SPIN_SECONDS each poll yields the core first, which costs nothing when the core is free and
 # lets a rank sharing it (4 ranks on 2 cores) compute.
 SPIN_SECONDS = 2e-3
+ABORT_SECONDS = 2.0  # how long MPI_Abort may take before the process exits on its own
 
 
 class DistributedError(RuntimeError):
@@ -81,10 +82,7 @@ def init(backend: str = "mpi", timeout: float | None = None, abort_on_error: boo
     world = _start_mpi(timeout).COMM_WORLD
     if abort_on_error and world.Get_size() > 1:
         _abort_on_uncaught(world)  # from here on: even a rank that never joins ends the run
-    comm, request = world.Idup()  # our own communicator: a user's MPI traffic never interleaves with ours
-    _wait_until(request, "distributed.init", timeout, world.Get_rank(), world.Get_size())
-    # Idup may complete locally: a barrier makes init the rendezvous where a rank that never came shows
-    _wait_until(comm.Ibarrier(), "distributed.init", timeout, world.Get_rank(), world.Get_size())
+    comm = _join(world, timeout)
     group = _Group(comm, backend, timeout)
     if backend == "nccl":
         from . import nccl
@@ -103,6 +101,16 @@ def _start_mpi(timeout):
         faulthandler.cancel_dump_traceback_later()
 
 
+def _join(world, timeout):
+    """Our own communicator (a user's MPI traffic never interleaves with ours), then a barrier on it:
+    Idup may complete locally, so the barrier is the rendezvous where a rank that never came shows."""
+    rank, size = world.Get_rank(), world.Get_size()
+    comm, request = world.Idup()
+    _wait_until(request, "distributed.init", timeout, rank, size)
+    _wait_until(comm.Ibarrier(), "distributed.init", timeout, rank, size)
+    return comm
+
+
 def _local_rank(comm):
     """This process's index among the ranks on its machine (which GPU it takes)."""
     shared = comm.Split_type(mpi().COMM_TYPE_SHARED)
@@ -110,9 +118,6 @@ def _local_rank(comm):
         return shared.Get_rank()
     finally:
         shared.Free()
-
-
-ABORT_SECONDS = 2.0  # how long MPI_Abort may take before the process exits on its own
 
 
 def _abort_on_uncaught(comm):
