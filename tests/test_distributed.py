@@ -188,9 +188,10 @@ def test_sampler_bad_arguments():
 
 def test_collectives_need_init():
     import ember.distributed as dist
-    if not dist.is_initialized():
-        with pytest.raises(RuntimeError, match="init"):
-            dist.rank()
+    assert not dist.is_initialized()  # nothing in this process joins a group: the runs are subprocesses
+    for call in (dist.rank, dist.world_size, dist.barrier, lambda: dist.all_reduce(em.ones(2))):
+        with pytest.raises(RuntimeError, match=r"init\(\)"):
+            call()
 
 
 # ---- multi-process runs ------------------------------------------------------------------------
