@@ -12,6 +12,7 @@ through DLPack without copies (_bridge.py). The functions at the bottom (linear,
 the public face: PyTorch's argument conventions on top of the ops."""
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -29,9 +30,11 @@ _lib = torch.library.Library("ember", "DEF")
 _GELUS = {"none": _C.UnaryOp.gelu, "tanh": _C.UnaryOp.gelu_tanh}
 
 
-def _op(schema: str, fake):
+def _op(schema: str, fake, inference=None):
     """Defines ember::<name>(...) and registers the decorated function as its CPU and CUDA kernel
-    (a plain torch.library kernel: ~1 us of dispatch, where custom_op's wrapper costs ~6 us)."""
+    (a plain torch.library kernel: ~1 us of dispatch, where custom_op's wrapper costs ~6 us).
+    inference: what _call runs instead when nothing needs the op: the same outputs, with None for
+    those only a backward reads (each saved tensor handed to torch costs ~1 us)."""
     name = schema.split("(")[0]
 
     def register(kernel):
@@ -40,13 +43,13 @@ def _op(schema: str, fake):
         _lib.impl(name, kernel, "CUDA")
         torch.library.register_fake(f"ember::{name}", fake, lib=_lib)
         op = getattr(torch.ops.ember, name).default
-        KERNELS[op] = kernel
+        INFERENCE[op] = inference or kernel
         return op
 
     return register
 
 
-KERNELS: dict = {}  # op -> its CPU/CUDA kernel (the Python function)
+INFERENCE: dict = {}  # op -> the Python function _call runs for it
 
 
 def _call(op, *args):
@@ -61,7 +64,7 @@ def _call(op, *args):
             return op(*args)
     if torch._C._len_torch_dispatch_stack() or torch.compiler.is_compiling():
         return op(*args)
-    return KERNELS[op](*args)
+    return INFERENCE[op](*args)
 
 
 def _autograd(op, setup, backward):
@@ -253,14 +256,19 @@ def _layer_norm_fake(x, normalized_shape, weight, bias, eps):
     return x.new_empty(x.shape), x.new_empty(lead), x.new_empty(lead)
 
 
-@_op("layer_norm(Tensor x, int[] normalized_shape, Tensor? weight, Tensor? bias, float eps) "
-     "-> (Tensor, Tensor, Tensor)", _layer_norm_fake)
-def layer_norm_op(x, normalized_shape, weight, bias, eps):
+def _layer_norm(x, normalized_shape, weight, bias, eps):
+    """-> ember arrays (y, mean, rstd)."""
     lead, n = _layer_norm_check(x, normalized_shape, weight, bias)
     rows = to_ember(x).reshape([*lead, n])
     w, b = (None if t is None else to_ember(t).reshape([n]) for t in (weight, bias))
     y, mean, rstd = _C.layer_norm(rows, w, b, float(eps))
-    return to_torch(y.reshape(list(x.shape))), to_torch(mean), to_torch(rstd)
+    return y.reshape(list(x.shape)), mean, rstd
+
+
+@_op("layer_norm(Tensor x, int[] normalized_shape, Tensor? weight, Tensor? bias, float eps) "
+     "-> (Tensor, Tensor, Tensor)", _layer_norm_fake, lambda *a: (to_torch(_layer_norm(*a)[0]), None, None))
+def layer_norm_op(x, normalized_shape, weight, bias, eps):
+    return tuple(to_torch(a) for a in _layer_norm(x, normalized_shape, weight, bias, eps))
 
 
 def _layer_norm_backward_fake(grad, x, mean, rstd, weight, normalized_shape):
@@ -351,20 +359,27 @@ def _as_heads_all(q, k, v, mask):
     return q4._a, _as_heads(ke, "key")._a, _as_heads(ve, "value")._a, (None if m is None else m._a)
 
 
-@_op("scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, float dropout_p, "
-     "bool is_causal, float? scale) -> (Tensor, Tensor, Tensor)", _attention_fake)
-def attention_op(query, key, value, attn_mask, dropout_p, is_causal, scale):
-    """-> (out (..., Tq, Dv), lse (B, H, Tq), rng: the dropout stream's (seed, offset), int64 on the CPU)."""
+def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale):
+    """-> (out, lse) as ember arrays, and the dropout stream's (seed, offset)."""
     _attention_check(query, key, value, attn_mask, dropout_p, is_causal)
     q4, k4, v4, m = _as_heads_all(query, key, value, attn_mask)
     seed = offset = 0
     if dropout_p > 0:  # drawn here, not by the caller, so every call of a compiled graph gets fresh numbers
         seed, offset = default_generator._take(q4.shape[0] * q4.shape[1] * q4.shape[2] * k4.shape[2])
     out, lse = _C.attention(q4, k4, v4, m, _attention_args(query, scale, dropout_p, is_causal, seed, offset))
-    rng = torch.zeros(2, dtype=torch.int64)  # (torch.tensor([...]) costs 3x more; this runs on every call)
+    return out.reshape([*query.shape[:-1], value.shape[-1]]), lse, seed, offset
+
+
+@_op("scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, float dropout_p, "
+     "bool is_causal, float? scale) -> (Tensor, Tensor, Tensor)", _attention_fake,
+     lambda *a: (to_torch(_attention(*a)[0]), None, None))
+def attention_op(query, key, value, attn_mask, dropout_p, is_causal, scale):
+    """-> (out (..., Tq, Dv), lse (B, H, Tq), rng: the dropout stream's (seed, offset), int64 on the CPU)."""
+    out, lse, seed, offset = _attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    rng = torch.zeros(2, dtype=torch.int64)  # (torch.tensor([...]) costs 3x more)
     if dropout_p > 0:
         rng[0], rng[1] = seed - _SEED_MOD if seed >= _SEED_MOD // 2 else seed, offset  # uint64 in an int64 tensor
-    return to_torch(out.reshape([*query.shape[:-1], value.shape[-1]])), to_torch(lse), rng
+    return to_torch(out), to_torch(lse), rng
 
 
 def _attention_backward_fake(grad, query, key, value, out, lse, attn_mask, rng, dropout_p, is_causal, scale):
@@ -419,6 +434,13 @@ def _conv2d_out_hw(x, weight, stride, padding, dilation):
     return oh, ow
 
 
+@functools.lru_cache(maxsize=256)
+def _geom(*sizes):
+    """ember's Conv2dGeom(stride, padding (top, bottom, left, right), dilation, groups), made once
+    per geometry (a model has a handful; building one costs ~1 us)."""
+    return _C.Conv2dGeom(*(int(v) for v in sizes))
+
+
 def _conv2d_fake(x, weight, bias, stride, padding, dilation, groups):
     _conv2d_check(x, weight, bias, groups)
     return x.new_empty((x.shape[0], weight.shape[0], *_conv2d_out_hw(x, weight, stride, padding, dilation)))
@@ -429,7 +451,7 @@ def _conv2d_fake(x, weight, bias, stride, padding, dilation, groups):
 def conv2d_op(x, weight, bias, stride, padding, dilation, groups):
     """padding: (top, bottom, left, right), as ember's Conv2dGeom."""
     _conv2d_check(x, weight, bias, groups)
-    geom = _C.Conv2dGeom(*stride, *padding, *dilation, int(groups))
+    geom = _geom(*stride, *padding, *dilation, groups)
     return to_torch(_C.conv2d(to_ember(x), to_ember(weight), maybe_ember(bias), geom))
 
 
@@ -441,7 +463,7 @@ def _conv2d_backward_fake(grad, x, weight, stride, padding, dilation, groups, ne
 @_op("conv2d_backward(Tensor grad, Tensor x, Tensor weight, int[2] stride, int[4] padding, int[2] dilation, "
      "int groups, bool[3] needs) -> (Tensor, Tensor, Tensor)", _conv2d_backward_fake)
 def conv2d_backward_op(grad, x, weight, stride, padding, dilation, groups, needs):
-    g, geom = to_ember(grad), _C.Conv2dGeom(*stride, *padding, *dilation, int(groups))
+    g, geom = to_ember(grad), _geom(*stride, *padding, *dilation, groups)
     gx = _C.conv2d_backward_input(g, to_ember(weight), list(x.shape), geom) if needs[0] else None
     gw = _C.conv2d_backward_weight(g, to_ember(x), list(weight.shape), geom) if needs[1] else None
     gb = _C.reduce(_C.ReduceOp.sum, g, [0, 2, 3], False) if needs[2] else None
@@ -493,7 +515,8 @@ def _rnn_fake(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
 
 
 def _rnn_forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
-    """-> (y (T + 2, B, H): outputs then h_n, c_n; hs, [cs,] gates, extra: what the backward reads).
+    """-> ember arrays [y (T + 2, B, H): outputs then h_n, c_n; hs, [cs,] gates, extra: what the
+    backward reads].
     The glue of ember.ops.rnn.recurrent_layer: one input-projection GEMM, then the C++ time loop."""
     T, B, H, G = _rnn_check(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     kind = KINDS[mode]
@@ -503,19 +526,27 @@ def _rnn_forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
     seq = _C.rnn_sequence_forward(kind, xg.reshape([T, B, G * H]), to_ember(w_hh), b_step, to_ember(h0),
                                   maybe_ember(c0), None, bool(reverse))
     hs, cs, gates, extra = seq.saved()
-    return tuple(to_torch(a) for a in (seq.y, hs, cs, gates, extra) if a is not None)
+    return [a for a in (seq.y, hs, cs, gates, extra) if a is not None]
+
+
+def _rnn_inference(mode, *args):
+    """Only y, the op's first output, crosses to torch (the rest is for the backward)."""
+    arrays = _rnn_forward(mode, *args)
+    return (to_torch(arrays[0]), *([None] * (len(arrays) - 1)))
 
 
 @_op("lstm(Tensor input, Tensor h0, Tensor c0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, bool reverse) "
-     "-> (Tensor, Tensor, Tensor, Tensor, Tensor)", lambda *a: _rnn_fake("LSTM", *a[:-1]))
+     "-> (Tensor, Tensor, Tensor, Tensor, Tensor)", lambda *a: _rnn_fake("LSTM", *a[:-1]),
+     lambda *a: _rnn_inference("LSTM", *a))
 def lstm_op(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
-    return _rnn_forward("LSTM", x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
+    return tuple(to_torch(a) for a in _rnn_forward("LSTM", x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse))
 
 
 @_op("gru(Tensor input, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, bool reverse) "
-     "-> (Tensor, Tensor, Tensor, Tensor)", lambda x, h0, *a: _rnn_fake("GRU", x, h0, None, *a[:-1]))
+     "-> (Tensor, Tensor, Tensor, Tensor)", lambda x, h0, *a: _rnn_fake("GRU", x, h0, None, *a[:-1]),
+     lambda x, h0, *a: _rnn_inference("GRU", x, h0, None, *a))
 def gru_op(x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
-    return _rnn_forward("GRU", x, h0, None, w_ih, w_hh, b_ih, b_hh, reverse)
+    return tuple(to_torch(a) for a in _rnn_forward("GRU", x, h0, None, w_ih, w_hh, b_ih, b_hh, reverse))
 
 
 def _rnn_backward_fake(mode, grad, x, w_ih, w_hh, y, hs, cs, gates, extra, reverse, needs):
@@ -624,9 +655,20 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
     """torch.nn.functional.conv2d's arguments (padding: int, pair, 'same' or 'valid')."""
+    kh, kw = weight.shape[2:] if weight.dim() == 4 else (1, 1)  # (a wrong weight: the op's check says so)
+    try:
+        geometry = _conv_geometry(stride, padding, dilation, kh, kw)
+    except TypeError:  # unhashable arguments (lists): no cache
+        geometry = _conv_geometry.__wrapped__(stride, padding, dilation, kh, kw)
+    return _call(conv2d_op, x, weight, bias, *geometry, int(groups))
+
+
+@functools.lru_cache(maxsize=256)
+def _conv_geometry(stride, padding, dilation, kh, kw):
+    """torch's stride/padding/dilation arguments as the op's int lists (ember.ops.conv's rules),
+    worked out once per geometry (tuples: the cached values are shared)."""
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-    pads = _padding(padding, tuple(weight.shape[2:]), dilation, stride)
-    return _call(conv2d_op, x, weight, bias, list(stride), list(pads), list(dilation), int(groups))
+    return stride, tuple(_padding(padding, (kh, kw), dilation, stride)), dilation
 
 
 def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
