@@ -14,6 +14,7 @@ import hashlib
 
 import numpy as np
 
+from ..interop import from_numpy
 from ..training import callbacks as cb
 from . import comm
 from .ddp import DistributedDataParallel
@@ -95,7 +96,6 @@ class DistributedFit:
         self.ddp.remove_hooks()
 
     def _sum(self, values):
-        from ..interop import from_numpy
         values = np.ascontiguousarray(values, dtype=np.float64)
         comm.all_reduce(from_numpy(values), "sum")
         return values

@@ -37,7 +37,7 @@ class DistributedSampler:
         order = np.random.default_rng((self.seed, epoch)).permutation(n) if self.shuffle else np.arange(n)
         total = self.num_samples * self.num_replicas
         if total > n:  # wrap around: every rank gets the same number of samples
-            order = np.resize(order, total) if n else order
+            order = np.resize(order, total)
         return order[:total][self.rank::self.num_replicas]
 
     def __iter__(self):
