@@ -2,6 +2,7 @@
 matrix-vector forms (one row or one column), short and narrow products (operands read in place),
 batches, and every operand layout the shape sweep of `python -m ember bench gemm --sweep`
 times (transposed, strided, windows of larger arrays)."""
+import json
 import os
 import subprocess
 import sys
@@ -126,3 +127,14 @@ def test_matrix_vector_forms_on_narrower_isas(isa):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() in (isa, "portable")
+
+
+def test_sweep_cli_validates_every_library_and_prints_the_ratios(tmp_path):
+    path = tmp_path / "sweep.json"
+    out = subprocess.run([sys.executable, "-m", "ember", "bench", "gemm", "--sweep", "--only", "k=1 ", "--repeat", "3",
+                          "--json", str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "median ratio to the best peer" in out.stdout and "per group (median): small K" in out.stdout, out.stdout
+    (r,) = json.loads(path.read_text())["results"]
+    assert r["case"].startswith("k=1 ") and r["valid"] and r["ms"] > 0 and r["peers"].get("numpy", 0) > 0, r
+    assert r["extra"]["group"] == "small K"
