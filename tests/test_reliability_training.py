@@ -152,3 +152,44 @@ def test_training_loop_rss_is_flat():
 def test_training_loop_rss_is_flat_over_10000_steps():
     growth, samples = _rss_growth(10_000)
     assert growth < 8, f"RSS grew {growth:.1f} MB over 10000 steps: {[round(s, 1) for s in samples]}"
+
+
+# ---- detect_anomaly --------------------------------------------------------------------------
+
+def test_detect_anomaly_names_the_first_op_that_made_nan_in_forward():
+    x = em.tensor([1.0, -1.0, 4.0], requires_grad=True)
+    with em.autograd.detect_anomaly():
+        y = x * 2                       # fine
+        with pytest.raises(RuntimeError, match=r"\[detect_anomaly\] the forward of sqrt produced NaN .*\(shape \(3,\)\)"):
+            em.sqrt(y - 1)              # sqrt(-3): the first NaN, blamed on sqrt and not on what follows
+        with pytest.raises(RuntimeError, match="forward of log produced Inf"):
+            em.log(y * 0)               # log(0) = -inf
+    assert not em.autograd.is_anomaly_enabled()
+    assert np.isnan(em.sqrt(x).detach().numpy()[1])     # off again: no check, NaN flows as usual
+
+
+def test_detect_anomaly_names_data_that_already_holds_nan():
+    w = em.tensor([[1.0, 2.0]], requires_grad=True)
+    data = em.tensor([[np.nan], [1.0]])
+    with em.autograd.detect_anomaly(), pytest.raises(RuntimeError, match="input 1 of matmul already holds NaN"):
+        w @ data
+
+
+def test_detect_anomaly_names_the_op_whose_backward_made_nan():
+    """sqrt(x) at x = 0 is finite forward (0) but its gradient 1 / (2 sqrt(x)) is infinite."""
+    x = em.tensor([0.0, 1.0], requires_grad=True)
+    with em.autograd.detect_anomaly():
+        loss = (em.sqrt(x) * 3).sum()
+        with pytest.raises(RuntimeError, match=r"the backward of sqrt returned Inf in the gradient of its input 0"):
+            loss.backward()
+
+
+def test_detect_anomaly_is_quiet_on_a_healthy_model_and_a_decorator():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    @em.autograd.detect_anomaly()
+    def step():
+        F.cross_entropy(model(em.randn(5, 4)), em.tensor([0, 1, 2, 0, 1])).backward()
+
+    step()
+    assert all(p.grad is not None for p in model.parameters())

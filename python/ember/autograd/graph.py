@@ -149,15 +149,13 @@ def run_backward(root, grad):
 
 
 def _backward_pass(order, grads):
-    from ..tensor import Tensor
-
     for t in order:
         g = grads.pop(id(t), None)
         if g is None:
             continue
         if t._node is None:  # a leaf: accumulate into .grad
             if t.grad is None:
-                t.grad = Tensor._wrap(g._a.clone()) if g._a.same_storage(t._a) else g
+                t.grad = type(g)._wrap(g._a.clone()) if g._a.same_storage(t._a) else g
             else:
                 t.grad = t.grad + g
             if _grad_hooks:
