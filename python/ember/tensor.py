@@ -6,6 +6,7 @@ import numpy as np
 
 from . import _C
 from . import dtypes as _dt
+from .autograd.graph import run_backward
 from .device import device as _device
 
 
@@ -122,7 +123,6 @@ class Tensor:
         return Tensor._wrap(self._a)
 
     def backward(self, grad=None):
-        from .autograd.graph import run_backward
         if not self.requires_grad:
             raise RuntimeError("[backward] tensor does not require grad and has no grad_fn")
         a = self._a
