@@ -193,3 +193,21 @@ def test_detect_anomaly_is_quiet_on_a_healthy_model_and_a_decorator():
 
     step()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("make", [lambda: em.ones(2 ** 40, 2 ** 30), lambda: em.zeros(2 ** 33, 2 ** 33),
+                                  lambda: em.randn(2 ** 40), lambda: em.full((2 ** 31, 2 ** 31), 1.0),
+                                  lambda: em.empty(2 ** 62)], ids=["ones", "zeros", "randn", "full", "empty"])
+def test_impossible_allocations_raise_memory_error_naming_op_and_size(make):
+    before = _rss_mb()
+    with pytest.raises(MemoryError, match=r"\[(ones|zeros|randn|full|empty)\] shape \(.*\) of float32 needs \d+ bytes"):
+        make()
+    assert _rss_mb() - before < 64
+
+
+def test_an_impossible_result_of_a_computation_raises_memory_error():
+    """A broadcast or product whose result cannot exist (64 TiB): MemoryError with the byte count."""
+    a, b = em.ones(2 ** 20, 1), em.ones(1, 2 ** 24)
+    for op in (lambda: a + b, lambda: a @ b):
+        with pytest.raises(MemoryError, match="70368744177664 bytes"):
+            op()
