@@ -48,6 +48,7 @@ def _compare(ember_fn, torch_fn, inputs, dtype, n=1):
 
 
 DTYPES = [torch.float64, torch.float32]
+RTOL64 = tolerance("float64", 4096, ulps=64)  # float64 through a few layers
 
 
 class _OpLog(TorchDispatchMode):
@@ -253,6 +254,30 @@ def test_rnn_layer(dtype, mode, T, B, I, H):
     _compare(ember_fn, torch_fn, inputs, dtype, n=T * (I + H))
 
 
+SUM_BACKWARD = {  # .sum().backward() hands each backward an expanded (stride-0) gradient
+    "matmul": (et.matmul, torch.matmul, [(3, 4), (4, 5)]),
+    "linear": (lambda x, w, b: et.linear(x, w, b, "relu"), lambda x, w, b: F.relu(F.linear(x, w, b)),
+               [(3, 4), (5, 4), (5,)]),
+    "layer_norm": (lambda x: et.layer_norm(x, 4), lambda x: F.layer_norm(x, [4]), [(3, 4)]),
+    "sdpa": (et.scaled_dot_product_attention, F.scaled_dot_product_attention, [(1, 2, 3, 4), (1, 2, 5, 4),
+                                                                              (1, 2, 5, 4)]),
+    "conv2d": (et.conv2d, F.conv2d, [(1, 2, 5, 5), (3, 2, 3, 3)]),
+    "gru": (lambda x, h, wi, wh: et.gru_layer(x, h, wi, wh)[0],
+            lambda x, h, wi, wh: torch._VF.gru(x, h[None], [wi, wh], False, 1, 0.0, False, False, False)[0],
+            [(4, 2, 3), (2, 5), (15, 3), (15, 5)]),
+}
+
+
+@pytest.mark.parametrize("name", list(SUM_BACKWARD))
+def test_expanded_output_gradient(name):
+    ember_fn, torch_fn, shapes = SUM_BACKWARD[name]
+    xs = [_randn(*s) for s in shapes]
+    got = torch.autograd.grad(ember_fn(*xs).sum(), xs)
+    want = torch.autograd.grad(torch_fn(*xs).sum(), xs)
+    for a, b in zip(got, want):
+        assert_close(a, b, RTOL64, msg=name)
+
+
 # ---- gradcheck and opcheck per op (float64) ---------------------------------------------------------
 
 def _small(*shape):
@@ -398,7 +423,6 @@ def _compare_modules(make, ember_cls, inputs, rtol, call=lambda m, *a: m(*a)):
             assert_close(a.grad, b.grad, rtol, msg="grad of an input")
 
 
-RTOL64 = tolerance("float64", 4096, ulps=64)  # float64 through a few layers
 
 
 def test_linear_conv_layernorm_gelu_modules():
