@@ -78,8 +78,8 @@ def _check(op: str, names: str, *tensors):
     dtype, device = tensors[0].dtype, tensors[0].device
     for t in tensors[1:]:
         if t is not None and (t.dtype is not dtype or t.device != device):
-            desc = ", ".join(f"{k}={tuple(t.shape)} {t.dtype} {t.device}"
-                             for k, t in zip(names.split(), tensors) if t is not None)
+            desc = ", ".join(f"{k}={tuple(u.shape)} {u.dtype} {u.device}"
+                             for k, u in zip(names.split(), tensors) if u is not None)
             raise (TypeError if t.dtype is not dtype else ValueError)(
                 f"[ember::{op}] tensors must share one dtype and device ({desc})")
 
