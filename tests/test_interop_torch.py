@@ -278,6 +278,31 @@ def test_expanded_output_gradient(name):
         assert_close(a, b, RTOL64, msg=name)
 
 
+REGISTERED = {  # the ops called through torch's dispatcher (as torch.compile and dispatch modes see them)
+    "matmul": (lambda a, b: eo.matmul_op(a, b), torch.matmul, [(3, 4), (4, 5)]),
+    "linear": (lambda x, w, b: eo.linear_op(x, w, b, "gelu"), lambda x, w, b: F.gelu(F.linear(x, w, b)),
+               [(3, 4), (5, 4), (5,)]),
+    "layer_norm": (lambda x, w: eo.layer_norm_op(x, [4], w, None, 1e-5)[0], lambda x, w: F.layer_norm(x, [4], w),
+                   [(3, 4), (4,)]),
+    "sdpa": (lambda q, k, v: eo.attention_op(q, k, v, None, 0.0, True, None)[0],
+             lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+             [(2, 3, 4), (2, 3, 4), (2, 3, 5)]),
+    "conv2d": (lambda x, w: eo.conv2d_op(x, w, None, [1, 2], [1, 1, 0, 0], [1, 1], 1),
+               lambda x, w: F.conv2d(x, w, stride=(1, 2), padding=(1, 0)), [(2, 2, 5, 6), (3, 2, 3, 3)]),
+    "lstm": (lambda x, h, c, wi, wh: eo.lstm_op(x, h, c, wi, wh, None, None, False)[0][:-2],
+             lambda x, h, c, wi, wh: torch._VF.lstm(x, (h[None], c[None]), [wi, wh], False, 1, 0.0, False, False,
+                                                    False)[0], [(4, 2, 3), (2, 5), (2, 5), (20, 3), (20, 5)]),
+}
+
+
+@pytest.mark.parametrize("name", list(REGISTERED))
+def test_registered_op_gradients(name):
+    """The registered autograd (what torch.compile traces) gives torch's gradients, like the eager
+    path the public functions take."""
+    ember_fn, torch_fn, shapes = REGISTERED[name]
+    _compare(ember_fn, torch_fn, [_randn(*s) for s in shapes], torch.float64, n=20)
+
+
 # ---- gradcheck and opcheck per op (float64) ---------------------------------------------------------
 
 def _small(*shape):

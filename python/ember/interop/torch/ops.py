@@ -43,33 +43,53 @@ def _op(schema: str, fake, inference=None):
         _lib.impl(name, kernel, "CUDA")
         torch.library.register_fake(f"ember::{name}", fake, lib=_lib)
         op = getattr(torch.ops.ember, name).default
-        INFERENCE[op] = inference or kernel
+        KERNELS[op], INFERENCE[op] = kernel, inference or kernel
         return op
 
     return register
 
 
-INFERENCE: dict = {}  # op -> the Python function _call runs for it
+KERNELS: dict = {}    # op -> its CPU/CUDA kernel
+INFERENCE: dict = {}  # op -> what _call runs when no gradient is recorded
+EAGER: dict = {}      # op -> what _call runs when one is (an autograd.Function's apply)
 
 
 def _call(op, *args):
-    """op(*args), or its kernel called straight when nothing needs torch's machinery: no gradient
-    to record, plain tensors (no fake, meta-tracing or subclass), no dispatch mode, not tracing for
-    torch.compile. The dispatcher and the autograd wrapper of a Python custom op cost several us per
-    call; inference skips them. Anything else (training, torch.compile, FakeTensorMode, profilers'
-    dispatch modes) goes through the registered op."""
-    grad = torch.is_grad_enabled()
-    for a in args:
-        if isinstance(a, torch.Tensor) and (type(a) is not torch.Tensor or (grad and a.requires_grad)):
-            return op(*args)
-    if torch._C._len_torch_dispatch_stack() or torch.compiler.is_compiling():
+    """op(*args), or its kernel called without torch's dispatcher when the inputs are plain tensors
+    (no fake, meta-tracing or subclass), no dispatch mode is active and nothing is being compiled:
+    straight when no gradient is recorded, else through an autograd.Function holding the op's own
+    setup and backward. Anything else (torch.compile, FakeTensorMode, profilers' dispatch modes)
+    goes through the registered op, whose dispatcher call and register_autograd wrapper cost more
+    (docs/interop.md)."""
+    if torch.compiler.is_compiling():  # first: dynamo folds it, and cannot trace the checks below
         return op(*args)
-    return INFERENCE[op](*args)
+    grad, record = torch.is_grad_enabled(), False
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            if type(a) is not torch.Tensor:
+                return op(*args)
+            record = record or (grad and a.requires_grad)
+    if torch._C._len_torch_dispatch_stack():
+        return op(*args)
+    fn = EAGER.get(op) if record else INFERENCE[op]  # (the backward ops have no autograd of their own)
+    return fn(*args) if fn is not None else op(*args)
 
 
 def _autograd(op, setup, backward):
-    torch.library.register_autograd(f"ember::{op._schema.name.split('::')[1]}", backward, setup_context=setup,
-                                    lib=_lib)
+    """Registers op's backward with torch.library, and the same setup and backward as an eager
+    autograd.Function for _call."""
+    name = op._schema.name.split("::")[1]
+    torch.library.register_autograd(f"ember::{name}", backward, setup_context=setup, lib=_lib)
+    kernel = KERNELS[op]
+
+    def forward(ctx, *args):
+        out = kernel(*args)
+        setup(ctx, args, out)
+        return out
+
+    fn = type(f"ember_{name}", (torch.autograd.Function,), {
+        "forward": staticmethod(forward), "backward": staticmethod(lambda ctx, *grads: backward(ctx, *grads))})
+    EAGER[op] = fn.apply
 
 
 def _check(op: str, names: str, *tensors):
@@ -122,8 +142,8 @@ def _matmul_setup(ctx, inputs, output):
 def _matmul_backward(ctx, g):
     a, b = ctx.saved_tensors
     # dA = dC @ B^T, dB = A^T @ dC on transposed views; summed over batch dims that broadcast
-    ga = matmul_op(g, b.mT).sum_to_size(a.shape) if ctx.needs_input_grad[0] else None
-    gb = matmul_op(a.mT, g).sum_to_size(b.shape) if ctx.needs_input_grad[1] else None
+    ga = _call(matmul_op, g, b.mT).sum_to_size(a.shape) if ctx.needs_input_grad[0] else None
+    gb = _call(matmul_op, a.mT, g).sum_to_size(b.shape) if ctx.needs_input_grad[1] else None
     return ga, gb
 
 
@@ -196,7 +216,7 @@ def _linear_setup(ctx, inputs, output):
 def _linear_backward(ctx, g):
     x, weight, bias, out = ctx.saved_tensors
     nx, nw, nb = ctx.needs_input_grad[:3]
-    gx, gw, gb = linear_backward_op(g, x, weight, bias, out, ctx.activation, [nx, nw, nb and ctx.has_bias])
+    gx, gw, gb = _call(linear_backward_op, g, x, weight, bias, out, ctx.activation, [nx, nw, nb and ctx.has_bias])
     return (gx if nx else None), (gw if nw else None), (gb if nb and ctx.has_bias else None), None
 
 
@@ -234,7 +254,11 @@ def _gelu_setup(ctx, inputs, output):
     ctx.save_for_backward(inputs[0])
 
 
-_autograd(gelu_op, _gelu_setup, lambda ctx, g: (gelu_backward_op(g, ctx.saved_tensors[0], ctx.approximate), None))
+def _gelu_backward(ctx, g):
+    return _call(gelu_backward_op, g, ctx.saved_tensors[0], ctx.approximate), None
+
+
+_autograd(gelu_op, _gelu_setup, _gelu_backward)
 
 
 # ---- layer_norm -------------------------------------------------------------------------------
@@ -298,7 +322,7 @@ def _layer_norm_setup(ctx, inputs, output):
 
 def _layer_norm_backward(ctx, g, _gmean, _grstd):
     x, mean, rstd, weight = ctx.saved_tensors
-    dx, dw, db = layer_norm_backward_op(g, x, mean, rstd, weight, ctx.normalized_shape)
+    dx, dw, db = _call(layer_norm_backward_op, g, x, mean, rstd, weight, ctx.normalized_shape)
     return dx, None, (dw if weight is not None else None), (db if ctx.has_bias and weight is not None else None), None
 
 
@@ -410,7 +434,7 @@ def _attention_setup(ctx, inputs, output):
 
 def _attention_backward(ctx, g, _glse, _grng):
     q, k, v, out, lse, mask, rng = ctx.saved_tensors
-    dq, dk, dv = attention_backward_op(g, q, k, v, out, lse, mask, rng, ctx.dropout_p, ctx.is_causal, ctx.scale)
+    dq, dk, dv = _call(attention_backward_op, g, q, k, v, out, lse, mask, rng, ctx.dropout_p, ctx.is_causal, ctx.scale)
     return dq, dk, dv, None, None, None, None
 
 
@@ -480,7 +504,7 @@ def _conv2d_backward(ctx, g):
     x, weight = ctx.saved_tensors
     nx, nw, nb = ctx.needs_input_grad[:3]
     nb = nb and ctx.has_bias
-    gx, gw, gb = conv2d_backward_op(g, x, weight, *ctx.geom, [nx, nw, nb])
+    gx, gw, gb = _call(conv2d_backward_op, g, x, weight, *ctx.geom, [nx, nw, nb])
     return (gx if nx else None), (gw if nw else None), (gb if nb else None), None, None, None, None
 
 
@@ -598,7 +622,7 @@ def _rnn_backward(mode):
         if mode == "GRU":
             n.insert(2, False)  # no c0
         n[5], n[6] = n[5] and ctx.biases[0], n[6] and ctx.biases[1]
-        grads = rnn_backward_op(mode, gy, x, w_ih, w_hh, y, hs, cs, gates, extra, ctx.reverse, n)
+        grads = _call(rnn_backward_op, mode, gy, x, w_ih, w_hh, y, hs, cs, gates, extra, ctx.reverse, n)
         grads = [g if need else None for g, need in zip(grads, n)]
         if mode == "GRU":
             del grads[2]
