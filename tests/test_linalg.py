@@ -124,6 +124,22 @@ def test_linear_gelu_runs_fused_without_a_graph(act):
     assert_close(got.numpy(), want, 2e-5, msg=f"seed {seed}")
 
 
+@pytest.mark.parametrize("m", [1, 2, 5, 8])
+@pytest.mark.parametrize("k,n", [(320, 1), (331, 6), (787, 33), (1024, 5)], ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_few_rows_of_x_against_w_in_place(m, k, n, dtype, device):
+    """x @ W^T with a small batch and a long K: the dot-product path (both operands read along K in
+    place), with the bias + ReLU epilogue, in both float dtypes."""
+    r, seed = rng()
+    x, w, b = r.standard_normal((m, k)), r.standard_normal((n, k)), r.standard_normal(n)
+    with em.no_grad():
+        got = em.linear(em.tensor(x, dtype=dtype, device=device), em.tensor(w, dtype=dtype, device=device),
+                        em.tensor(b, dtype=dtype, device=device), "relu")
+    rd = lambda a: a.astype(dtype).astype(np.float64)  # noqa: E731 - the inputs as ember holds them
+    want = np.maximum(rd(x) @ rd(w).T + rd(b), 0)
+    assert_close(got.cpu().numpy(), want, _gemm_tol(k, dtype), msg=f"seed {seed}")
+
+
 def test_linear_without_bias(device):
     check_op(lambda x, w: em.linear(x, w), lambda x, w: x @ w.T, [(4, 9), (5, 9)], device, reduce_n=9)
 
@@ -151,12 +167,16 @@ def test_narrower_isas_compute_the_same(isa):
     code = (
         "import numpy as np, ember as em\n"
         "r = np.random.default_rng()\n"
-        "for m, k, n in [(1, 1, 1), (7, 33, 31), (67, 129, 70), (200, 300, 150)]:\n"
+        "for m, k, n in [(1, 1, 1), (7, 33, 31), (67, 129, 70), (200, 300, 150), (5, 331, 9), (8, 784, 32)]:\n"
         "    a, b = r.standard_normal((m, k)), r.standard_normal((k, n))\n"
         "    got = (em.tensor(a, dtype='float32') @ em.tensor(b, dtype='float32')).numpy()\n"
         "    want = a.astype(np.float32).astype(np.float64) @ b.astype(np.float32).astype(np.float64)\n"
         "    assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max()), (m, k, n)\n"
         "    assert np.allclose((em.tensor(a).exp()).numpy(), np.exp(a), rtol=1e-12)\n"
+        "    w = r.standard_normal((n, k))\n"
+        "    got = (em.tensor(a[:8], dtype='float32') @ em.tensor(w, dtype='float32').T).numpy()\n"
+        "    want = a[:8].astype(np.float32).astype(np.float64) @ w.astype(np.float32).astype(np.float64).T\n"
+        "    assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max()), ('x @ W^T', m, k, n)\n"
         "print(em._C.simd_level())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "EMBER_SIMD": isa},

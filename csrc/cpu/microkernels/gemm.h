@@ -47,6 +47,12 @@ using GemvAxpy = void (*)(const T* P, int64_t ld, int64_t k, int64_t cols, const
 using GemmMicrokernelDirect = void (*)(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb,
                                        float* C, int64_t ldc, int m, int n, const GemmStore<float>& st);
 
+// Few-row products with both operands contiguous along K (x @ W^T at a small batch), read in place:
+//   out[i * ldo + j] = sum_k A[i * lda + k] * B[j * ldb + k]   for i < m, j < n
+template <typename T>
+using GemmDot = void (*)(const T* A, int64_t lda, const T* B, int64_t ldb, int64_t m, int64_t n, int64_t k, T* out,
+                         int64_t ldo);
+
 struct GemmKernels {
   const char* name;           // e.g. "avx512_6x32"
   int mr, nr;                 // float32 register tile
@@ -59,6 +65,8 @@ struct GemmKernels {
   GemvDot<double> gemv_dot_f64;
   GemvAxpy<double> gemv_axpy_f64;
   GemmMicrokernelDirect f32_direct;
+  GemmDot<float> gemm_dot_f32;
+  GemmDot<double> gemm_dot_f64;
 };
 
 const GemmKernels& gemm_kernels();  // the table for the ISA in use
