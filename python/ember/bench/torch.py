@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
+import time
 
 import numpy as np
 
@@ -101,12 +103,28 @@ def step_case(torch, name, shape, make, x, y, repeat):
     t_loss, t_step = _step_fn(torch, ref, torch.optim.Adam(ref.parameters(), lr=1e-3))
     e_loss, e_step = _step_fn(torch, mine, et.Adam(mine.parameters(), lr=1e-3))
     valid, detail = _agree(torch, ref, mine, t_loss, e_loss, x, y)
-    peer_ms = measure(lambda: t_step(x, y), "cpu", repeat).median_ms
-    ms = measure(lambda: e_step(x, y), "cpu", repeat)
-    note = "" if valid else f"patched and unpatched disagree: {detail}"
-    return Result("torch", name, shape + f" ({len(report.patched)} modules on ember)", "float32", "cpu", ms.median_ms,
-                  WORK / ms.median_ms / 1e6, UNIT, "torch", peer_ms, WORK / peer_ms / 1e6, valid=valid, note=note,
-                  ms_min=ms.min_ms, in_cache=True)
+    peer, ms = _interleaved(lambda: t_step(x, y), lambda: e_step(x, y), repeat)
+    note = f"torch / patched, median of the {repeat} pairs: {statistics.median(p / m for p, m in zip(peer, ms)):.2f}"
+    if not valid:
+        note = f"patched and unpatched disagree: {detail}"
+    peer_ms, med = statistics.median(peer), statistics.median(ms)
+    return Result("torch", name, shape + f" ({len(report.patched)} modules on ember)", "float32", "cpu", med,
+                  WORK / med / 1e6, UNIT, "torch", peer_ms, WORK / peer_ms / 1e6, valid=valid, note=note,
+                  ms_min=min(ms), in_cache=True)
+
+
+def _interleaved(a, b, pairs, warmup=3):
+    """ms of each call of a and of b, timed in alternation: on a shared machine the load changes
+    within seconds, and back-to-back pairs see the same load where two separate runs do not."""
+    for _ in range(warmup):
+        a(), b()
+    ta, tb = [], []
+    for _ in range(pairs):
+        for fn, out in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - start) * 1e3)
+    return ta, tb
 
 
 def step_cases(torch, quick, repeat):
@@ -126,14 +144,15 @@ def step_cases(torch, quick, repeat):
 
 # ---- bridge overhead --------------------------------------------------------------------------------
 
-def _bridge_ops(torch):
-    """(name, shape, bridged call, the same kernel on ember arrays, torch's op) at microsecond sizes."""
+def _bridge_ops(torch, grad=False):
+    """(name, shape, bridged call, the registered op, the same kernel on ember arrays, torch's op) at
+    microsecond sizes; grad: inputs that require grad."""
     import ember.interop.torch as et
     from ember.interop.torch import ops as eo
 
     F = torch.nn.functional
     r = torch.Generator().manual_seed(0)
-    t = lambda *s: torch.randn(*s, generator=r)  # noqa: E731
+    t = lambda *s: torch.randn(*s, generator=r).requires_grad_(grad)  # noqa: E731
     E = et.to_ember
     a, b, x, w, bias = t(8, 8), t(8, 8), t(8, 16), t(16, 16), t(16)
     v, q = t(64), t(1, 1, 8, 8)
@@ -182,24 +201,34 @@ def _bridge_valid(torch, name, fn_torch, fns):
 
 def bridge_cases(torch, repeat):
     """Per op: the public function under no_grad (inference calls the kernel directly), the
-    registered op through torch's dispatcher, the kernel alone on ember arrays, and torch's op."""
-    out = []
+    registered op through torch's dispatcher, the kernel alone on ember arrays and torch's op; then
+    the public function and torch's op recording autograd (inputs that require grad, forward only)."""
     with torch.no_grad():
-        for name, shape, public, registered, direct, peer in _bridge_ops(torch):
-            valid = _bridge_valid(torch, name, peer, [public, registered])
-            ms = measure(public, "cpu", repeat)
-            op_ms = measure(registered, "cpu", repeat).median_ms
-            direct_ms = measure(direct, "cpu", repeat).median_ms
-            torch_ms = measure(peer, "cpu", repeat).median_ms
-            overhead, op_overhead = (ms.median_ms - direct_ms) * 1e3, (op_ms - direct_ms) * 1e3
-            rates = {"_C direct": WORK / direct_ms / 1e6, "torch": WORK / torch_ms / 1e6}
-            note = (f"bridge +{overhead:.2f} us per call (through torch's dispatcher: +{op_overhead:.2f} us; "
-                    f"kernel alone {direct_ms * 1e3:.2f} us)") + ("" if valid else "; output differs from torch's")
-            out.append(Result("torch", f"bridge {name}", shape, "float32", "cpu", ms.median_ms,
-                              WORK / ms.median_ms / 1e6, UNIT, "torch", torch_ms, rates["torch"], valid=valid, ms_min=ms.min_ms, peers=rates,
-                              in_cache=True, note=note, extra={"bridge_overhead_us": overhead, "dispatch_overhead_us":
-                                                               op_overhead, "direct_us": direct_ms * 1e3}))
+        inference = [_bridge_inference(torch, case, repeat) for case in _bridge_ops(torch)]
+    out = []
+    for r, (name, shape, public, _, _, peer) in zip(inference, _bridge_ops(torch, grad=True)):
+        train_us, torch_train_us = (measure(f, "cpu", repeat).median_ms * 1e3 for f in (public, peer))
+        r.extra.update(train_forward_us=train_us, torch_train_forward_us=torch_train_us)
+        r.note += f"; recording autograd: {train_us:.2f} us per forward call (torch's op: {torch_train_us:.2f} us)"
+        out.append(r)
     return out
+
+
+def _bridge_inference(torch, case, repeat):
+    name, shape, public, registered, direct, peer = case
+    valid = _bridge_valid(torch, name, peer, [public, registered])
+    ms = measure(public, "cpu", repeat)
+    op_ms = measure(registered, "cpu", repeat).median_ms
+    direct_ms = measure(direct, "cpu", repeat).median_ms
+    torch_ms = measure(peer, "cpu", repeat).median_ms
+    overhead, op_overhead = (ms.median_ms - direct_ms) * 1e3, (op_ms - direct_ms) * 1e3
+    rates = {"_C direct": WORK / direct_ms / 1e6, "torch": WORK / torch_ms / 1e6}
+    note = (f"bridge +{overhead:.2f} us per call (through torch's dispatcher: +{op_overhead:.2f} us; kernel alone "
+            f"{direct_ms * 1e3:.2f} us)") + ("" if valid else "; output differs from torch's")
+    return Result("torch", f"bridge {name}", shape, "float32", "cpu", ms.median_ms, WORK / ms.median_ms / 1e6, UNIT,
+                  "torch", torch_ms, rates["torch"], valid=valid, ms_min=ms.min_ms, peers=rates, in_cache=True,
+                  note=note, extra={"bridge_overhead_us": overhead, "dispatch_overhead_us": op_overhead,
+                                    "direct_us": direct_ms * 1e3})
 
 
 def run(device="cpu", quick=False, repeat=20):
