@@ -724,3 +724,11 @@ def test_torch_compile_inductor():
     """Inductor compiles C++ for the torch parts around the ember ops (~40 s on the 2-core dev box)."""
     torch._dynamo.reset()
     _compiled_matches_eager("inductor")
+
+
+@pytest.mark.slow
+def test_bench_suite_validates():
+    """`python -m ember bench torch --quick`: every case passes its check before it is timed."""
+    from ember.bench import torch as suite
+    results = suite.run(quick=True, repeat=1)
+    assert results and all(r.valid for r in results), [r.note for r in results if not r.valid]
