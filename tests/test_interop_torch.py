@@ -544,6 +544,22 @@ def test_patch_swaps_in_place_and_reports_what_it_left():
     assert f"{len(report.left)} left to torch" in str(report)
 
 
+def test_patch_is_idempotent_and_the_model_pickles():
+    import io
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU(), torch.nn.LayerNorm(4))
+    first = et.patch(model)
+    again = et.patch(model)
+    assert len(first.patched) == 3 and not again.patched and not again.left
+    buf = io.BytesIO()
+    torch.save(model, buf)  # the swapped classes are importable, so the whole model pickles
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    assert type(loaded[0]) is et.Linear
+    x = torch.randn(2, 3)
+    assert torch.equal(loaded(x), model(x))
+    assert type(copy.deepcopy(model)[2]) is et.LayerNorm
+
+
 def test_patched_transformer_layer_runs_ember_in_inference():
     """torch's fused inference path would read the weights directly; patch() turns it off."""
     layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).eval()
