@@ -32,7 +32,9 @@ constexpr int64_t kVecFloats = 8;
 // as two factors 2^(n/2) * 2^(n - n/2) so n in [-150, 128] (denormal results, and e^88.7 just under
 // FLT_MAX) stays exact without branches. NaN passes through; below -104 the result is 0.
 inline float pow2i(int32_t k) {
-  int32_t bits = (k + 127) << 23;
+  // Shifted as unsigned: k + 127 is negative for a NaN input (its n converts to INT_MIN), and a
+  // left shift of a negative int is undefined (UBSan); the bits are the same and the NaN passes on.
+  uint32_t bits = uint32_t(k + 127) << 23;
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
