@@ -403,3 +403,30 @@ def test_matmul(pair, lay, seed, dtype):
     r = np.random.default_rng(seed)
     a, b = values(r, pair[0], dtype), values(r, pair[1], dtype)
     check("matmul", em.matmul, np.matmul, [a, b], dtype, lay, reduce_n=max(pair[0][-1], 1), ulps=16)
+
+
+# ---- special values: NaN, infinities, signed zeros, denormals, huge ----------------------------
+
+SPECIAL_UNARY = ["neg", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "sign", "square", "reciprocal"]
+SPECIAL_BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"]
+
+
+def _same_floats(got, want):
+    """Equal where finite (to a few ulps), and NaN, +inf, -inf in exactly the same places."""
+    close = np.isclose(got, want, rtol=1e-6, atol=0) | (got == want) | (np.isnan(got) & np.isnan(want))
+    return bool(np.all(close))
+
+
+@pytest.mark.parametrize("name", SPECIAL_UNARY + SPECIAL_BINARY)
+@given(data=st.data(), shape=shapes(min_dims=1), dtype=st.sampled_from(FLOAT))
+def test_special_values_match_pytorch(name, data, shape, dtype):
+    """Any float32-representable value, NaN, infinities and denormals included, forward only:
+    ember's edge semantics are PyTorch's (NumPy differs on some, e.g. sign(-0.0))."""
+    torch = pytest.importorskip("torch")
+    CASES[name + " special"] += 1
+    arrays = [data.draw(hnp.arrays(np.float32, shape, elements=st.floats(width=32)), label=f"x{i}").astype(dtype)
+              for i in range(1 if name in SPECIAL_UNARY else 2)]
+    got = getattr(em, name)(*[em.tensor(a) for a in arrays]).numpy()
+    with np.errstate(all="ignore"):
+        want = getattr(torch, name)(*[torch.from_numpy(a) for a in arrays]).numpy()
+    assert _same_floats(got, want), f"{name} {dtype}: inputs {arrays}, got {got}, torch {want}"
