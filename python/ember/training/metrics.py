@@ -205,3 +205,24 @@ def _class_targets_any(pred, target):
     if pred.ndim == 1 or pred.shape[-1] == 1:
         return (target.reshape(-1) > 0.5).astype(np.int64)
     return _class_targets(pred, target).astype(np.int64)
+
+
+# ---- ranking ------------------------------------------------------------------------------------
+
+def recall_at_k(scores, relevant, k=10, exclude=None) -> float:
+    """Mean over users (rows) with at least one relevant item of |top-k ∩ relevant| / |relevant|.
+    scores: (U, I) floats; relevant, exclude: (U, I) bools (exclude: items never ranked, such as
+    those seen in training)."""
+    scores = np.array(scores, dtype=np.float64)
+    relevant = np.asarray(relevant, dtype=bool)
+    if scores.shape != relevant.shape or (exclude is not None and np.shape(exclude) != scores.shape):
+        raise ValueError(f"[recall_at_k] scores {scores.shape}, relevant {relevant.shape} and exclude "
+                         f"{None if exclude is None else np.shape(exclude)} must have one shape (users, items)")
+    if not 1 <= int(k) <= scores.shape[1]:
+        raise ValueError(f"[recall_at_k] k must be in [1, {scores.shape[1]}], got {k}")
+    if exclude is not None:
+        scores[np.asarray(exclude, dtype=bool)] = -np.inf
+    rows = relevant.any(1)
+    top = np.argpartition(-scores[rows], int(k) - 1, axis=1)[:, :int(k)]
+    hits = np.take_along_axis(relevant[rows], top, axis=1).sum(1)
+    return float(np.mean(hits / relevant[rows].sum(1))) if rows.any() else float("nan")
