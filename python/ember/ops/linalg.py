@@ -17,11 +17,8 @@ def _mT(a):
     return a.transpose(a.ndim - 2, a.ndim - 1)
 
 
-def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
-    out = _C.matmul(a._a, b._a)
-    if not records(a, b):  # no graph to record: skip building the closure
-        return wrap(out)
-
+def _matmul_node(out, a: Tensor, b: Tensor) -> Tensor:
+    """Records out = a @ b (both >= 2-d) in the graph."""
     def backward(g):
         ga = wrap(_C.matmul(g._a, _mT(b._a))) if a.requires_grad else None
         gb = wrap(_C.matmul(_mT(a._a), g._a)) if b.requires_grad else None
@@ -33,17 +30,36 @@ def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """a @ b with NumPy's rules: 1-d operands are promoted (and the added dim removed), batch dims
-    broadcast."""
+    broadcast. The >= 2-d product is tried first, straight on the arrays: a small product's whole
+    cost is a few calls, and the 1-d cases are found by the core's own check."""
+    if autocasting():
+        a, b = cast_for_gemm(*_tensors(a, b))
+    try:
+        out = _C.matmul(a._a, b._a)
+    except AttributeError:
+        _tensors(a, b)
+        raise
+    except ValueError:
+        if a._a.ndim >= 2 and b._a.ndim >= 2:
+            raise
+        return _matmul_vectors(a, b)
+    if records(a, b):
+        return _matmul_node(out, a, b)
+    return wrap(out)
+
+
+def _tensors(a, b):
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"[matmul] expected Tensors, got {type(a).__name__} and {type(b).__name__}")
-    if autocasting():
-        a, b = cast_for_gemm(a, b)
-    an, bn = a._a.ndim, b._a.ndim
-    if an >= 2 and bn >= 2:
-        return _matmul_nd(a, b)
+    return a, b
+
+
+def _matmul_vectors(a: Tensor, b: Tensor) -> Tensor:
+    """A 1-d operand is promoted to a matrix (a row for a, a column for b), and that dim removed after."""
+    an, bn = a.ndim, b.ndim
     if an == 0 or bn == 0:
         raise ValueError(f"[matmul] operands must have >= 1 dim (shapes a={a.shape}, b={b.shape})")
-    out = _matmul_nd(a.unsqueeze(0) if an == 1 else a, b.unsqueeze(-1) if bn == 1 else b)
+    out = matmul(a.unsqueeze(0) if an == 1 else a, b.unsqueeze(-1) if bn == 1 else b)
     if bn == 1:
         out = out.squeeze(-1)
     if an == 1:
