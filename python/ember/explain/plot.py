@@ -40,10 +40,10 @@ def _image(a):
     return a
 
 
-def plot_attributions(images, attributions, path, titles=None, row_names=None, cmap="RdBu_r"):
-    """One column per sample: the image on top, each attribution below it (signed, red positive,
-    blue negative, symmetric scale per panel). attributions: one array (N, ...) or a list of them
-    (one row each, named by row_names)."""
+def plot_attributions(images, attributions, path, titles=None, row_names=None, cmap="RdBu_r", signed=True):
+    """One column per sample: the image on top, each attribution below it (signed: a symmetric
+    scale per panel, red positive and blue negative; signed=False: 0..max, for magnitudes).
+    attributions: one array (N, ...) or a list of them (one row each, named by row_names)."""
     plt = _pyplot()
     rows = attributions if isinstance(attributions, (list, tuple)) else [attributions]
     n = len(images)
@@ -55,7 +55,7 @@ def plot_attributions(images, attributions, path, titles=None, row_names=None, c
         for i, rows_i in enumerate(rows, start=1):
             a = _image(rows_i[j])
             lim = max(np.abs(a).max(), 1e-12)
-            axes[i, j].imshow(a, cmap=cmap, vmin=-lim, vmax=lim)
+            axes[i, j].imshow(a, cmap=cmap, vmin=-lim if signed else 0.0, vmax=lim)
     for i, name in enumerate(row_names or [], start=1):
         axes[i, 0].set_ylabel(name, fontsize=8)
     for ax in axes.flat:
