@@ -253,8 +253,8 @@ def test_permute_transpose_flatten(shape, layout, seed, dtype, data):
         fns = (lambda x: x.transpose(i, j), lambda x: np.swapaxes(x, i, j))
     elif op == "flatten" and n:
         i, j = sorted((order[0], order[-1]))
-        fns = (lambda x: x.flatten(i, j), lambda x: x.reshape(x.shape[:i] + (-1 if 0 not in x.shape[i:j + 1]
-                                                                               else 0,) + x.shape[j + 1:]))
+        fns = (lambda x: x.flatten(i, j),
+               lambda x: x.reshape(x.shape[:i] + (int(np.prod(x.shape[i:j + 1])),) + x.shape[j + 1:]))
     elif op == "unsqueeze" or not n:
         d = data.draw(st.integers(-n - 1, n), label="dim")
         fns = (lambda x: x.unsqueeze(d), lambda x: np.expand_dims(x, d))
