@@ -140,6 +140,19 @@ def test_few_rows_of_x_against_w_in_place(m, k, n, dtype, device):
     assert_close(got.cpu().numpy(), want, _gemm_tol(k, dtype), msg=f"seed {seed}")
 
 
+@pytest.mark.parametrize("m", [2, 33])
+@pytest.mark.parametrize("k,n", [(1, 130), (2, 77), (5, 512), (8, 785)], ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_small_depth_weight_gradient_shape(m, k, n, dtype, device):
+    """g^T @ x with K = a small batch (a weight gradient): the row-by-row axpy path for long rows or
+    K <= 2, on a transposed left operand, in both float dtypes."""
+    r, seed = rng()
+    g, x = r.standard_normal((k, m)), r.standard_normal((k, n))
+    got = em.tensor(g, dtype=dtype, device=device).T @ em.tensor(x, dtype=dtype, device=device)
+    rd = lambda a: a.astype(dtype).astype(np.float64)  # noqa: E731
+    assert_close(got.cpu().numpy(), rd(g).T @ rd(x), _gemm_tol(k, dtype), msg=f"seed {seed}")
+
+
 def test_linear_without_bias(device):
     check_op(lambda x, w: em.linear(x, w), lambda x, w: x @ w.T, [(4, 9), (5, 9)], device, reduce_n=9)
 

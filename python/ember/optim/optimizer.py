@@ -117,11 +117,12 @@ class Optimizer:
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    if p.grad.shape != p.shape:
+                    a = p._a  # device and dtype names straight from the array: no objects per param and step
+                    if p.grad._a.shape != a.shape:
                         raise ValueError(f"[{type(self).__name__}] grad shape {p.grad.shape} != param shape {p.shape}")
                     st = self._state_of(p)
                     st["step"] += 1
-                    buckets.setdefault((str(p.device), p.dtype.name, st["step"]), []).append((p, st))
+                    buckets.setdefault((a.device, a.dtype, st["step"]), []).append((p, st))
                 for (_, _, step), items in buckets.items():
                     self._update(group, [p for p, _ in items], [st for _, st in items], step)
         return loss
