@@ -3,6 +3,7 @@ each sets every param group's lr from the group's initial lr and the step count.
 from __future__ import annotations
 
 import math
+import numbers
 
 from .optimizer import Optimizer
 
@@ -13,7 +14,7 @@ def _require(ok, sched, what, value):
 
 
 def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 class LRScheduler:
@@ -55,7 +56,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
         _require(_is_int(step_size) and step_size >= 1, "StepLR", "step_size must be an int >= 1", step_size)
-        _require(isinstance(gamma, (int, float)) and gamma >= 0, "StepLR", "gamma must be >= 0", gamma)
+        _require(isinstance(gamma, numbers.Real) and gamma >= 0, "StepLR", "gamma must be >= 0", gamma)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer)
 
@@ -68,7 +69,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0):
         _require(_is_int(T_max) and T_max >= 1, "CosineAnnealingLR", "T_max must be an int >= 1", T_max)
-        _require(isinstance(eta_min, (int, float)) and eta_min >= 0, "CosineAnnealingLR", "eta_min must be >= 0",
+        _require(isinstance(eta_min, numbers.Real) and eta_min >= 0, "CosineAnnealingLR", "eta_min must be >= 0",
                  eta_min)
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer)
@@ -87,7 +88,7 @@ class LinearWarmup(LRScheduler):
                  "warmup_steps and total_steps must be ints", (warmup_steps, total_steps))
         if warmup_steps < 0 or (total_steps is not None and total_steps < warmup_steps):
             raise ValueError(f"[LinearWarmup] need 0 <= warmup_steps <= total_steps, got {warmup_steps}, {total_steps}")
-        _require(isinstance(start_factor, (int, float)) and 0 <= start_factor <= 1, "LinearWarmup",
+        _require(isinstance(start_factor, numbers.Real) and 0 <= start_factor <= 1, "LinearWarmup",
                  "start_factor must be in [0, 1]", start_factor)
         self.warmup_steps, self.start_factor, self.total_steps = warmup_steps, start_factor, total_steps
         super().__init__(optimizer)
