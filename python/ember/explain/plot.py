@@ -23,7 +23,7 @@ def _save(fig, plt, path):
     path = os.fspath(path)
     try:
         with replace_atomically(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
+            fig.savefig(tmp, format="png", dpi=80)
     finally:
         plt.close(fig)
     return path
@@ -42,10 +42,14 @@ def _image(a):
 
 def plot_attributions(images, attributions, path, titles=None, row_names=None, cmap="RdBu_r", signed=True):
     """One column per sample: the image on top, each attribution below it (signed: a symmetric
-    scale per panel, red positive and blue negative; signed=False: 0..max, for magnitudes).
-    attributions: one array (N, ...) or a list of them (one row each, named by row_names)."""
+    scale per panel, red positive and blue negative; signed=False: 0..max, for magnitudes; or one
+    flag per row). attributions: one array (N, ...) or a list of them (one row each, named by
+    row_names)."""
     plt = _pyplot()
     rows = attributions if isinstance(attributions, (list, tuple)) else [attributions]
+    signs = list(signed) if isinstance(signed, (list, tuple)) else [signed] * len(rows)
+    if len(signs) != len(rows):
+        raise ValueError(f"[plot_attributions] {len(signs)} signed flags for {len(rows)} rows of attributions")
     n = len(images)
     fig, axes = plt.subplots(1 + len(rows), n, figsize=(1.6 * n, 1.7 * (1 + len(rows))), squeeze=False)
     for j in range(n):
@@ -55,7 +59,7 @@ def plot_attributions(images, attributions, path, titles=None, row_names=None, c
         for i, rows_i in enumerate(rows, start=1):
             a = _image(rows_i[j])
             lim = max(np.abs(a).max(), 1e-12)
-            axes[i, j].imshow(a, cmap=cmap, vmin=-lim if signed else 0.0, vmax=lim)
+            axes[i, j].imshow(a, cmap=cmap, vmin=-lim if signs[i - 1] else 0.0, vmax=lim)
     for i, name in enumerate(row_names or [], start=1):
         axes[i, 0].set_ylabel(name, fontsize=8)
     for ax in axes.flat:
