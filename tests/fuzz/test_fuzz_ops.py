@@ -171,8 +171,10 @@ def test_reduce(name, data, shape, layout, seed, keepdim):
     count = _reduced_count(shape, dim)
     assume(count >= min_count and (min_count == 0 or np.prod(shape) > 0))
     a = values(np.random.default_rng(seed), shape, dtype, low, high)
+    # var/std gradients divide x - mean by (n - 1) std: the rounding of x - mean grows by max|x| / std.
+    ulps = 32.0 if name in ("var", "std") else 8.0
     check(name, lambda x: em_fn(x, dim, keepdim), lambda x: np_fn(x, axis=_axis(dim), keepdims=keepdim),
-          [a], dtype, [layout], reduce_n=max(count, 1), exact=dtype in INT)
+          [a], dtype, [layout], reduce_n=max(count, 1), ulps=ulps, exact=dtype in INT)
 
 
 @pytest.mark.parametrize("name", ["max", "min", "amax", "amin", "argmax", "argmin"])
@@ -310,22 +312,29 @@ def test_split_chunk(name, shape, data, seed, layout):
 
 # ---- indexing --------------------------------------------------------------------------------
 
-@st.composite
-def basic_keys(draw, shape):
-    """A basic-indexing key: per dim an int, a slice with a positive step, or nothing; maybe
-    None (new axis) or an Ellipsis."""
-    key = []
-    for n in shape[:draw(st.integers(0, len(shape)))]:
-        kind = draw(st.sampled_from(["int", "slice"] if n else ["slice"]))
-        if kind == "int":
-            key.append(draw(st.integers(-n, n - 1)))
+def _dim_keys(draw, sizes):
+    """Per dim an int or a slice with a positive step (ints only where the dim is not empty)."""
+    keys = []
+    for n in sizes:
+        if n and draw(st.booleans()):
+            keys.append(draw(st.integers(-n, n - 1)))
         else:
             bound = st.none() | st.integers(-n - 2, n + 2)
-            key.append(slice(draw(bound), draw(bound), draw(st.none() | st.integers(1, 3))))
+            keys.append(slice(draw(bound), draw(bound), draw(st.none() | st.integers(1, 3))))
+    return keys
+
+
+@st.composite
+def basic_keys(draw, shape):
+    """A basic-indexing key: entries for some leading dims, maybe an Ellipsis followed by entries
+    for some trailing dims, maybe a None (new axis) anywhere."""
+    front = draw(st.integers(0, len(shape)))
+    key = _dim_keys(draw, shape[:front])
+    if draw(st.booleans()):
+        back = draw(st.integers(0, len(shape) - front))
+        key += [Ellipsis] + _dim_keys(draw, shape[len(shape) - back:])
     if draw(st.booleans()):
         key.insert(draw(st.integers(0, len(key))), None)
-    if draw(st.booleans()) and Ellipsis not in key:
-        key.insert(draw(st.integers(0, len(key))), Ellipsis)
     return tuple(key)
 
 
