@@ -185,7 +185,7 @@ def test_every_truncation_raises(tmp_path):
             em.load(path)
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None, database=None)
 @given(flips=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(1, 255)), min_size=1, max_size=4))
 def test_byte_flips_load_or_raise_value_error(tmp_path_factory, flips):
     """Any bytes changed anywhere: the file loads (then with the header's keys and shapes) or raises
