@@ -118,10 +118,22 @@ def accuracy(model, tokens, y, batch_size=64):
     return correct / len(y)
 
 
+def plot_attention(encoder, sentence, path):
+    """Heads 1-5 of the last layer's attention and the rollout over all layers, for one sentence."""
+    from ember import explain
+    ids, mask, types = encoder.tokenize([sentence])
+    maps = explain.attention_maps(encoder.model, ids, mask, types)  # per layer: (1, heads, T, T)
+    tokens = encoder.tokenizer.encode(sentence).tokens
+    heads = list(maps[-1][0][:5])
+    return explain.plot_attention(heads + [explain.attention_rollout(maps)[0]], path, tokens=tokens, cols=3,
+                                  titles=[f"layer {len(maps)}, head {h + 1}" for h in range(5)] + ["rollout"])
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--train", type=int, default=2000, help="sentences MiniLM fine-tunes on")
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--plot", default=None, help="folder for minilm_attention.png")
     args = ap.parse_args()
     texts, labels = em.datasets.load_movie_review_snippets()
     idx_train, idx_test = em.preprocessing.train_test_split(np.arange(len(texts)), test_size=2000, stratify=labels,
@@ -147,3 +159,7 @@ if __name__ == "__main__":
     fine_tune(model, encoder.tokenize(pick(idx_small)), labels[idx_small], args.epochs, batch_size=32, lr=1e-4)
     print(f"fine-tuned MiniLM on {len(idx_small)} sentences in {time.perf_counter() - start:.0f} s")
     print(f"MiniLM fine-tuned: test accuracy {accuracy(model, encoder.tokenize(pick(idx_test)), labels[idx_test]):.4f}")
+    if args.plot:
+        import os
+        os.makedirs(args.plot, exist_ok=True)
+        print("saved", plot_attention(encoder, texts[idx_test[0]], os.path.join(args.plot, "minilm_attention.png")))

@@ -69,17 +69,20 @@ def plot_attributions(images, attributions, path, titles=None, row_names=None, c
     return _save(fig, plt, path)
 
 
-def plot_attention(maps, path, tokens=None, titles=None):
-    """One heatmap per (L, S) map (a list of them, or one (heads, L, S) array); tokens label the
-    axes of self-attention maps."""
+def plot_attention(maps, path, tokens=None, titles=None, cols=4):
+    """One heatmap per (L, S) map (a list of them, or one (heads, L, S) array), `cols` to a row;
+    tokens label the axes of self-attention maps."""
     plt = _pyplot()
     maps = [np.asarray(m, dtype=np.float64) for m in maps]
     if any(m.ndim != 2 for m in maps):
         raise ValueError(f"[plot_attention] expects (L, S) maps, got shapes {[m.shape for m in maps]}")
     n = len(maps)
+    ncols, nrows = min(n, cols), -(-n // cols)
     size = 2.6 if tokens is None else max(2.6, 0.22 * len(tokens))
-    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
-    for j, (ax, m) in enumerate(zip(axes[0], maps)):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for j, (ax, m) in enumerate(zip(axes.flat, maps)):
         ax.imshow(m, cmap="viridis", vmin=0)
         if titles is not None:
             ax.set_title(str(titles[j]), fontsize=8)
