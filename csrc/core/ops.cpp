@@ -413,6 +413,22 @@ Array matmul(const Array& a_in, const Array& b_in, const Array* bias, Activation
   return out.view(out_shape).astype(t);
 }
 
+Array linear(const Array& x, const Array& w, const Array* bias, Activation act) {
+  EMBER_CHECK(x.ndim() >= 1 && w.ndim() == 2, "linear", "expects x (..., in) and weight (out, in), got shapes ",
+              shape_str(x.shape()), " and ", shape_str(w.shape()));
+  if (x.ndim() >= 2) return matmul(x, w.transpose(0, 1), bias, act);
+  return matmul(x.unsqueeze(0), w.transpose(0, 1), bias, act).squeeze(0);
+}
+
+Array linear_backward_weight(const Array& g, const Array& x) {
+  EMBER_CHECK(g.ndim() >= 1 && x.ndim() >= 1 && g.numel() / std::max<int64_t>(g.shape(g.ndim() - 1), 1) ==
+                  x.numel() / std::max<int64_t>(x.shape(x.ndim() - 1), 1),
+              "linear", "gradient and input rows differ (shapes g=", shape_str(g.shape()), ", x=", shape_str(x.shape()), ")");
+  const Array g2 = g.ndim() == 2 ? g : g.reshape({-1, g.shape(g.ndim() - 1)});
+  const Array x2 = x.ndim() == 2 ? x : x.reshape({-1, x.shape(x.ndim() - 1)});
+  return matmul(g2.transpose(0, 1), x2);
+}
+
 PackedB gemm_pack_b(const Array& b) {
   EMBER_CHECK(b.ndim() == 2, "gemm_pack_b", "expects a (K, N) matrix, got shape ", shape_str(b.shape()));
   EMBER_CHECK_T(TypeError, b.dtype() == DType::float32 || b.dtype() == DType::float64, "gemm_pack_b",

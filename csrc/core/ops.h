@@ -36,6 +36,11 @@ Array reduce(ReduceOp op, const Array& x, std::vector<int> dims, bool keepdim, i
 // activation fused into the store of C. gemm_: C = alpha * A @ B + beta * C in place on 3-d arrays.
 Array matmul(const Array& a, const Array& b, const Array* bias = nullptr, Activation act = Activation::none);
 void gemm_(const Array& a, const Array& b, Array& c, double alpha, double beta);
+// A linear layer's products, with the transposes and the folding of leading dims done here (views)
+// rather than as separate calls: linear = x (..., in) @ w^T (w: (out, in)) [+ bias, activation];
+// linear_backward_weight = g^T @ x over every leading dim, g (..., out), x (..., in) -> (out, in).
+Array linear(const Array& x, const Array& w, const Array* bias = nullptr, Activation act = Activation::none);
+Array linear_backward_weight(const Array& g, const Array& x);
 
 // A right operand B (K, N) prepared once for many products A @ B with the same B (an RNN's W_hh at
 // every time step): on the CPU its packed panels, so the products skip packing; on CUDA B itself.

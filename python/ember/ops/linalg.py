@@ -73,7 +73,7 @@ bmm = matmul
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=None) -> Tensor:
     """x @ weight^T + bias, then an optional activation ('relu', 'gelu', 'gelu_tanh') fused into the
-    GEMM epilogue: one pass over the output. weight: (out_features, in_features)."""
+    GEMM epilogue: one pass over the output. weight: (out_features, in_features); x (..., in) or (in,)."""
     act = _ACTS.get(activation)
     if act is None:
         raise ValueError(f"[linear] unknown activation {activation!r}; expected one of relu, gelu, gelu_tanh")
@@ -81,24 +81,26 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=Non
         raise ValueError(f"[linear] expects x (..., in) and weight (out, in), got shapes {x.shape} and {weight.shape}")
     if autocasting():
         x, weight, bias = cast_for_gemm(x, weight, bias)
-    needs_grad = (records(x, weight) or (bias is not None and records(bias)))
-    if not needs_grad:
-        return wrap(_C.matmul(x._a, _mT(weight._a), None if bias is None else bias._a, act))
+    if not (records(x, weight) or (bias is not None and records(bias))):
+        return wrap(_C.linear(x._a, weight._a, None if bias is None else bias._a, act))
+    if x._a.ndim == 1:
+        return linear(x.unsqueeze(0), weight, bias, activation).squeeze(0)
     if act in (_C.Activation.gelu, _C.Activation.gelu_tanh):
         # GELU's derivative needs the pre-activation: keep z, apply the activation as its own op.
         # (Without a graph, as in inference, it runs fused in the epilogue like ReLU.)
         from .elementwise import gelu
         return gelu(linear(x, weight, bias), "tanh" if activation == "gelu_tanh" else "none")
-    wt = _mT(weight._a)
-    out = _C.matmul(x._a, wt, None if bias is None else bias._a, act)
+    out = _C.linear(x._a, weight._a, None if bias is None else bias._a, act)
 
     def backward(g):
+        ga = g._a
         if act == _C.Activation.relu:  # relu'(z) = [z > 0] = [out > 0]: relu's own backward, on out
-            g = wrap(_C.unary_backward(_C.UnaryOp.relu, out, g._a, 0.0, 0.0))
-        g2 = g._a.reshape([-1, g.shape[-1]])
-        gx = wrap(_C.matmul(g._a, weight._a)) if x.requires_grad else None
-        gw = wrap(_C.matmul(_mT(g2), x._a.reshape([-1, x.shape[-1]]))) if weight.requires_grad else None
-        gb = wrap(_C.reduce(_C.ReduceOp.sum, g2, [0], False)) if bias is not None and bias.requires_grad else None
+            ga = _C.unary_backward(_C.UnaryOp.relu, out, ga, 0.0, 0.0)
+        gx = wrap(_C.matmul(ga, weight._a)) if x.requires_grad else None
+        gw = wrap(_C.linear_backward_weight(ga, x._a)) if weight.requires_grad else None
+        gb = None
+        if bias is not None and bias.requires_grad:  # summed over every leading dim
+            gb = wrap(_C.reduce(_C.ReduceOp.sum, ga, list(range(ga.ndim - 1)), False))
         return gx, gw, gb
 
     return make(out, (x, weight, bias), backward, "linear")
