@@ -153,6 +153,12 @@ def test_small_depth_weight_gradient_shape(m, k, n, dtype, device):
     assert_close(got.cpu().numpy(), rd(g).T @ rd(x), _gemm_tol(k, dtype), msg=f"seed {seed}")
 
 
+def test_linear_of_a_vector(device):
+    """A 1-d input is one row (PyTorch's F.linear): (in,) -> (out,), forward and backward."""
+    check_op(lambda x, w, b: em.linear(x, w, b, "relu"), lambda x, w, b: np.maximum(w @ x + b, 0),
+             [(7,), (5, 7), (5,)], device, reduce_n=7)
+
+
 def test_linear_without_bias(device):
     check_op(lambda x, w: em.linear(x, w), lambda x, w: x @ w.T, [(4, 9), (5, 9)], device, reduce_n=9)
 
