@@ -45,9 +45,25 @@ def scalar_dtype(value, like: Tensor):
     return like.dtype if like.dtype.is_floating_point else _dt.float32
 
 
+_FLOATING = frozenset(("float32", "float64", "float16", "bfloat16"))
+
+
+def _python_scalar_dtype(kind, like_dtype: str) -> str:
+    """scalar_dtype for a Python bool/int/float next to an array of dtype like_dtype, by name."""
+    if kind is builtins.float:
+        return like_dtype if like_dtype in _FLOATING else "float32"
+    if kind is builtins.int and like_dtype == "bool":
+        return "int64"
+    return like_dtype
+
+
 def as_tensor(value, like: Tensor) -> Tensor:
     if isinstance(value, Tensor):
         return value
+    kind = type(value)
+    if kind is builtins.float or kind is builtins.int or kind is builtins.bool:  # x * 0.5: the common case, by names
+        a = like._a
+        return Tensor._wrap(_C.full((), float(value), _python_scalar_dtype(kind, a.dtype), a.device))
     if isinstance(value, (builtins.bool, builtins.int, builtins.float, np.number, np.bool_)) and not isinstance(value, np.ndarray):
         if isinstance(value, np.generic):
             value = value.item()
