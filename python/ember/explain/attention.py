@@ -17,7 +17,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..ops.creation import tensor
 from ..tensor import Tensor
-from .gradients import _float_dtype, frozen_eval
+from .gradients import _float_dtype, frozen_eval, model_device
 
 
 def attention_layers(model):
@@ -43,18 +43,18 @@ def record_attention(model):
             m.attention_sink = None
 
 
-def _to_tensor(a, dtype):
+def _to_tensor(a, dtype, device):
     if isinstance(a, Tensor) or not isinstance(a, np.ndarray):
         return a
-    return tensor(a, dtype=dtype) if a.dtype.kind == "f" else tensor(a.astype(np.int64))
+    return tensor(a, dtype=dtype, device=device) if a.dtype.kind == "f" else tensor(a.astype(np.int64), device=device)
 
 
 def attention_maps(model, *inputs, **kwargs):
     """Runs model(*inputs, **kwargs) in eval mode without gradients and returns each attention
     call's probabilities: a list with one (B, heads, L, S) float array per layer call (rows sum to
     1). NumPy inputs become tensors (floats in the model's dtype, integers as int64)."""
-    dtype = _float_dtype(model)
-    inputs = [_to_tensor(a, dtype) for a in inputs]
+    dtype, device = _float_dtype(model), model_device(model)
+    inputs = [_to_tensor(a, dtype, device) for a in inputs]
     with frozen_eval(model), no_grad(), record_attention(model) as maps:
         model(*inputs, **kwargs)
     return list(maps)

@@ -47,6 +47,13 @@ def _float_dtype(model, default=dtypes.float32):
     return default
 
 
+def model_device(model):
+    """Where the model's parameters live (inputs are made there); the CPU for a parameterless one."""
+    for p in model.parameters():
+        return p.device
+    return None
+
+
 def _as_input(model, x, op):
     a = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
     if a.dtype.kind not in "fiub":
@@ -76,13 +83,14 @@ def _scores(out, targets, op):
 def resolve_targets(model, x, target, op="explain"):
     """One class index per sample: `target` broadcast (an int, or one per sample), or the model's
     argmax at x when target is None. Unused (zeros) for one-output models."""
+    dev = model_device(model)
     with frozen_eval(model), no_grad():
-        out = model(tensor(x[:1]))
+        out = model(tensor(x[:1], device=dev))
         classes = 1 if out.ndim == 1 else out.shape[-1]
         if target is None:
             if classes == 1:
                 return np.zeros(len(x), dtype=np.int64)
-            return np.concatenate([np.argmax(model(tensor(x[s:s + 256])).numpy(), -1)
+            return np.concatenate([np.argmax(model(tensor(x[s:s + 256], device=dev)).cpu().numpy(), -1)
                                    for s in range(0, len(x), 256)]).astype(np.int64)
     t = np.broadcast_to(np.asarray(target, dtype=np.int64), (len(x),)).copy() if np.ndim(target) == 0 \
         else np.asarray(target, dtype=np.int64)
@@ -95,22 +103,23 @@ def resolve_targets(model, x, target, op="explain"):
 
 def gradients(model, x, targets, batch_size=64, op="gradients"):
     """(d score_i / d x_i for each sample, score_i), as NumPy arrays."""
-    grads, scores = [], []
+    grads, values, dev = [], [], model_device(model)
     with frozen_eval(model):
         for s in range(0, len(x), batch_size):
-            xb = tensor(x[s:s + batch_size], requires_grad=True)
+            xb = tensor(x[s:s + batch_size], device=dev, requires_grad=True)
             f = _scores(model(xb), targets[s:s + batch_size], op)
             f.sum().backward()
-            grads.append(xb.grad.numpy())
-            scores.append(f.detach().numpy())
-    return np.concatenate(grads), np.concatenate(scores)
+            grads.append(xb.grad.cpu().numpy())
+            values.append(f.detach().cpu().numpy())
+    return np.concatenate(grads), np.concatenate(values)
 
 
 def scores(model, x, targets, batch_size=256, op="scores"):
     """score_i at x_i, without gradients."""
+    dev = model_device(model)
     with frozen_eval(model), no_grad():
-        return np.concatenate([_scores(model(tensor(x[s:s + batch_size])), targets[s:s + batch_size], op).numpy()
-                               for s in range(0, len(x), batch_size)])
+        return np.concatenate([_scores(model(tensor(x[s:s + batch_size], device=dev)), targets[s:s + batch_size],
+                                       op).cpu().numpy() for s in range(0, len(x), batch_size)])
 
 
 def _prepare(model, x, target, op):
@@ -161,10 +170,9 @@ def integrated_gradients(model, x, target=None, baseline=None, steps=32, batch_s
     attr = ((x - b) * mean_grad).astype(x.dtype)
     if not return_gap and check is None:
         return attr
-    gap = _gap(model, x, b, t, attr, op)
+    gap, change = _gap(model, x, b, t, attr, op)
     if check is not None:
-        change = np.abs(scores(model, x, t, op=op) - scores(model, np.ascontiguousarray(b), t, op=op))
-        bad = np.abs(gap) > float(check) * np.maximum(1.0, change)
+        bad = np.abs(gap) > float(check) * np.maximum(1.0, np.abs(change))
         if bad.any():
             i = int(np.argmax(np.abs(gap)))
             raise ValueError(f"[{op}] completeness fails for {int(bad.sum())} of {len(x)} samples: sample {i}'s "
@@ -173,8 +181,9 @@ def integrated_gradients(model, x, target=None, baseline=None, steps=32, batch_s
 
 
 def _gap(model, x, b, t, attr, op):
-    fx, fb = scores(model, x, t, op=op), scores(model, np.ascontiguousarray(b), t, op=op)
-    return attr.reshape(len(x), -1).sum(1) - (fx - fb)
+    """(sum of attributions - (f(x) - f(b)), f(x) - f(b)) per sample."""
+    change = scores(model, x, t, op=op) - scores(model, np.ascontiguousarray(b), t, op=op)
+    return attr.reshape(len(x), -1).sum(1) - change, change
 
 
 def completeness_gap(model, x, attributions, target=None, baseline=None) -> np.ndarray:
@@ -183,7 +192,7 @@ def completeness_gap(model, x, attributions, target=None, baseline=None) -> np.n
     attributions = np.asarray(attributions)
     if attributions.shape != x.shape:
         raise ValueError(f"[completeness_gap] attributions {attributions.shape} must match x {x.shape}")
-    return _gap(model, x, _baseline_for(x, baseline, "completeness_gap"), t, attributions, "completeness_gap")
+    return _gap(model, x, _baseline_for(x, baseline, "completeness_gap"), t, attributions, "completeness_gap")[0]
 
 
 def smoothgrad(model, x, target=None, samples=25, noise=0.15, seed=0, absolute=False, batch_size=64):
