@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from ember.bench import harness
 
@@ -41,6 +42,15 @@ def test_quick_elementwise_bench_validates_and_saves(tmp_path):
     assert doc["family"] == "elementwise" and doc["quick"] is True
     for r in doc["results"]:
         assert r["valid"] and r["ms"] > 0 and r["rate"] > 0 and r["peers"].get("numpy", 0) > 0, r
+
+
+@pytest.mark.slow
+def test_overhead_bench_validates_every_case_and_prints_microseconds():
+    text = ember_cli("bench", "overhead", "--repeat", "1", "--quick")
+    head = next(line for line in text.splitlines() if line.startswith("case"))
+    assert " us " in head and "kcall/s" in head, head
+    cases = [row for row in text.splitlines() if row.endswith((" ok", " FAILED"))]
+    assert len(cases) == 13 and all(row.endswith(" ok") for row in cases), text
 
 
 def test_failed_check_is_reported_and_not_timed():

@@ -51,7 +51,7 @@ def _bench_one(family, args, json_path):
         family = f"{family}-sweep"
     else:
         results = suite.run(device=args.device, quick=args.quick, repeat=args.repeat)
-    harness.print_table(results)
+    harness.print_table(results, time_unit=getattr(suite, "TIME_UNIT", "ms"))
     for line in (suite.sweep_summary(results) if args.sweep else []):
         print(line)
     if args.quick and not json_path:

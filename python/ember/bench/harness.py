@@ -344,7 +344,7 @@ def _peer_width(name):
     return max(10, len(name) + 2)
 
 
-def print_table(results, file=None):
+def print_table(results, file=None, time_unit="ms"):
     """One aligned line per case: shape, ms (median, min), rate, each peer's rate, ember/best peer,
     % of roofline, and whether the check passed."""
     if not results:
@@ -352,8 +352,8 @@ def print_table(results, file=None):
     peers = sorted({p for r in results for p in r.peers})
     cw, sw = max(len(r.case) for r in results) + 2, max(len(r.shape) for r in results) + 2
     unit = results[0].unit
-    # Tables of microsecond calls print us, so that 0.0014 ms reads as 1.40
-    tu, scale = ("us", 1e3) if max((r.ms for r in results if r.ms == r.ms), default=1.0) < 1.0 else ("ms", 1.0)
+    # A suite of microsecond calls (overhead.py) prints us, so that 0.0014 ms reads as 1.400.
+    tu, scale = time_unit, {"ms": 1.0, "us": 1e3}[time_unit]
     head = (f"{'case':<{cw}}{'shape':<{sw}}{tu:>9}{'min ' + tu:>9}{unit:>10}"
             + "".join(f"{p:>{_peer_width(p)}}" for p in peers) + f"{'vs best':>9}{'%roof':>7}  check")
     print(head, file=file)

@@ -19,6 +19,7 @@ from ember import _C
 
 from .harness import NAN, Result, measure, run_case, torch_peer
 
+TIME_UNIT = "us"  # the table's time columns (harness.print_table)
 WORK = 1e6  # run_case's rate is work / ms / 1e6: with 1e6, rate = 1 / ms = thousands of calls per second
 UNIT = "kcall/s"
 
