@@ -66,8 +66,16 @@ class Node:
         self.name = name
 
 
+# Set by em.autograd.detect_anomaly (anomaly.py) while it is active: check(out, parents, name)
+# after each op's forward, check(node, grads) after each node's backward.
+_forward_check = None
+_backward_check = None
+
+
 def attach(out, parents, backward, name):
     """Records out = op(parents) in the graph when grad mode is on and a parent needs a gradient."""
+    if _forward_check is not None:
+        _forward_check(out, parents, name)
     for p in parents:
         if p is not None and p.requires_grad:
             break
@@ -165,6 +173,8 @@ def _backward_pass(order, grads):
         if t._retain_grad:
             t.grad = g if t.grad is None else t.grad + g
         parent_grads = t._node.backward(g)
+        if _backward_check is not None:
+            _backward_check(t._node, parent_grads)
         for p, pg in zip(t._node.parents, parent_grads):
             if p is None or pg is None or not p.requires_grad:
                 continue
