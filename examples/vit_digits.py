@@ -1,7 +1,8 @@
 """A small Vision Transformer (em.models.ViT) on the shipped 8x8 digits: 2x2 patches (16 tokens
-plus [CLS]), 3 pre-norm encoder layers of width 64 with 4 heads, AdamW with a cosine schedule.
-Prints the test accuracy (97-98% in about 20 epochs; a few minutes on two CPU cores) and, with
---plot DIR, saves the training curves and the [CLS] token's attention rollout over the patches."""
+plus [CLS]), 3 pre-norm encoder layers of width 128 with 4 heads and dropout 0.1, AdamW with a
+cosine schedule over 30 epochs. Prints the test accuracy (97.5%; 2-3 minutes on two CPU cores) and,
+with --plot DIR, saves the training curves and the [CLS] token's attention rollout over the patches.
+The curves' val_* are the test split, watched only: nothing is chosen by it."""
 import argparse
 import os
 import time
@@ -18,7 +19,7 @@ def train(epochs, seed=0):
     x, y = em.datasets.load_digits()
     x = x / np.float32(16)
     x_train, x_test, y_train, y_test = em.preprocessing.train_test_split(x, y, test_size=0.2, stratify=y, seed=0)
-    model = em.models.ViT(dim=64, depth=3, heads=4, mlp_dim=128, dropout=0.0, patch_size=2)
+    model = em.models.ViT(dim=128, depth=3, heads=4, mlp_dim=256, dropout=0.1, patch_size=2)
     opt = em.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     schedule = em.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     model.compile(optimizer=opt, loss=nn.CrossEntropyLoss(label_smoothing=0.1), metrics=["accuracy"])
@@ -37,7 +38,7 @@ def cls_rollout(model, images):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--plot", default=None, help="folder for vit_curves.png and vit_rollout.png")
     args = ap.parse_args()
     model, history, x_test, y_test = train(args.epochs)

@@ -5,7 +5,6 @@ import pytest
 
 import ember as em
 import ember.explain as ex
-import ember.nn as nn
 from ember.models import ViT, ViTConfig
 
 

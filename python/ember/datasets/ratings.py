@@ -53,6 +53,6 @@ def load_movielens(min_item_ratings: int = 1) -> Ratings:
         for g in gs:
             if g in col:
                 genres[i, col[g]] = 1.0
-    return Ratings(users=df["userId"].map(user_of).to_numpy(np.int64), items=df["movieId"].map(item_of).to_numpy(np.int64),
-                   ratings=df["rating"].to_numpy(np.float32), timestamps=df["timestamp"].to_numpy(np.int64),
+    return Ratings(users=df["userId"].map(user_of).to_numpy(np.int64),
+                   items=df["movieId"].map(item_of).to_numpy(np.int64), ratings=df["rating"].to_numpy(np.float32), timestamps=df["timestamp"].to_numpy(np.int64),
                    titles=[str(t) for t in per_movie["title"]], genres=genres, genre_names=names)

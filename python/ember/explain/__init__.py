@@ -14,3 +14,6 @@ from .attention import attention_maps, attention_rollout, record_attention  # no
 from .gradients import (completeness_gap, gradient_x_input, integrated_gradients, saliency,  # noqa: F401
                         smoothgrad)
 from .plot import plot_attention, plot_attributions  # noqa: F401
+
+__all__ = ["attention_maps", "attention_rollout", "completeness_gap", "gradient_x_input", "integrated_gradients",
+           "plot_attention", "plot_attributions", "record_attention", "saliency", "smoothgrad"]
