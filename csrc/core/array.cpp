@@ -55,7 +55,9 @@ Shape Array::contiguous_strides(const Shape& shape) {
   int64_t s = 1;
   for (int d = int(shape.size()) - 1; d >= 0; --d) {
     st[d] = s;
-    s *= std::max<int64_t>(shape[d], 1);
+    // Only an empty array's huge dims (2^62 x 2^62 x 0) can overflow; its strides address nothing,
+    // so saturate instead of the undefined signed wrap (UBSan).
+    if (__builtin_mul_overflow(s, std::max<int64_t>(shape[d], 1), &s)) s = INT64_MAX;
   }
   return st;
 }
