@@ -29,6 +29,14 @@ struct StridedLayout {
 template <int N>
 StridedLayout<N> make_layout(const Shape& shape, const Array* const (&ops)[N]) {
   StridedLayout<N> L;
+  for (int64_t s : shape) {
+    if (s != 0) continue;
+    // Empty: one dim of length 0. Merging the other dims could overflow int64 (2^62 x 2^62 x 0).
+    L.shape[0] = 0;
+    for (int k = 0; k < N; ++k) L.strides[k][0] = 0;
+    L.ndim = 1;
+    return L;
+  }
   int nd = 0;
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == 1) continue;  // size-1 dims never move
