@@ -43,9 +43,10 @@ export PYTHONPATH="$PWD/$stage${PYTHONPATH:+:$PYTHONPATH}"
 # libstdc++ is preloaded too: the interpreter does not link it, and ASan must find the real
 # __cxa_throw when it starts, or the first C++ exception (a ValueError for bad input) aborts.
 export LD_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libstdc++.so)"
-# Any finding aborts the run (exit 134). pytest captures only Python's sys.stderr (--capture=sys),
+# allocator_may_return_null: an impossible allocation returns NULL as malloc does, so the tests of
+# MemoryError run (ASan would abort on it). Any finding aborts the run (exit 134). pytest captures only Python's sys.stderr (--capture=sys),
 # so the sanitizers' reports, written to the real stderr, are seen even though the process dies.
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 
