@@ -8,7 +8,7 @@ from collections import namedtuple
 from .. import _C
 from ..tensor import Tensor
 from ._util import make, norm_dim, wrap
-from .elementwise import exp, log, sqrt
+from .elementwise import exp, sqrt
 
 R, B, U = _C.ReduceOp, _C.BinaryOp, _C.UnaryOp
 values_indices = namedtuple("values_indices", ["values", "indices"])
