@@ -148,11 +148,13 @@ def _topological_order(root):
 
 
 def run_backward(root, grad):
+    state, enabled = _state, _state.enabled  # no_grad() for the pass, without a context object per call
+    state.enabled = False
     try:
-        with no_grad():
-            _backward_pass(_topological_order(root), {id(root): grad})
-            _run_end_callbacks()
+        _backward_pass(_topological_order(root), {id(root): grad})
+        _run_end_callbacks()
     finally:
+        state.enabled = enabled
         _end_callbacks.clear()  # a failed pass leaves nothing queued for the next one
 
 

@@ -86,7 +86,11 @@ class Module:
                 yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self):
-        return (m for _, m in self.named_modules())
+        """Every module, self first (as named_modules, without building the dotted names)."""
+        yield self
+        for m in self._modules.values():
+            if m is not None:
+                yield from m.modules()
 
     def children(self):
         return (m for m in self._modules.values() if m is not None)
@@ -104,7 +108,13 @@ class Module:
                     yield (f"{mprefix}.{name}" if mprefix else name), p
 
     def parameters(self, recurse=True):
-        return (p for _, p in self.named_parameters(recurse=recurse))
+        """As named_parameters, without the names (zero_grad walks this every step)."""
+        seen = set()
+        for m in (self.modules() if recurse else (self,)):
+            for p in m._parameters.values():
+                if p is not None and id(p) not in seen:  # a shared (tied) parameter is listed once
+                    seen.add(id(p))
+                    yield p
 
     def named_buffers(self, prefix=""):
         for mprefix, m in self.named_modules(prefix):
