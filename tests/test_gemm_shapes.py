@@ -3,7 +3,6 @@ matrix-vector forms (one row or one column), short and narrow products (operands
 batches, and every operand layout the shape sweep of `python -m ember bench gemm --sweep`
 times (transposed, strided, windows of larger arrays)."""
 import json
-import os
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 
 import ember as em
 from ember import _C
-from helpers.check import assert_close, check_op, rng
+from helpers.check import assert_close, check_op, rng, run_with_simd_cap
 
 LAYOUTS = ["n", "t", "s2", "sub"]
 
@@ -110,7 +109,6 @@ def test_batches_in_every_layout(shapes, la, lb):
 
 @pytest.mark.parametrize("isa", ["avx2", "portable"])
 def test_matrix_vector_forms_on_narrower_isas(isa):
-    # EMBER_SIMD caps the ISA for the whole process, so each runs in a fresh interpreter.
     code = (
         "import numpy as np, ember as em\n"
         "r = np.random.default_rng()\n"
@@ -121,12 +119,8 @@ def test_matrix_vector_forms_on_narrower_isas(isa):
         "        want = a.astype(dt).astype(np.float64) @ b.astype(dt).astype(np.float64)\n"
         "        bound = 4 * np.sqrt(k) * np.finfo(dt).eps * (np.abs(a) @ np.abs(b))\n"
         "        assert np.all(np.abs(got - want) <= bound), (m, k, n, dt)\n"
-        "print(em._C.simd_level())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "EMBER_SIMD": isa},
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() in (isa, "portable")
+    run_with_simd_cap(isa, code)
 
 
 def test_sweep_cli_validates_every_library_and_prints_the_ratios(tmp_path):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -116,3 +118,12 @@ def gradcheck_op(em_fn, shapes, low=-2.0, high=2.0):
     r, seed = rng()
     tens = [em.tensor(r.uniform(low, high, size=s), dtype="float64", requires_grad=True) for s in shapes]
     assert em.autograd.gradcheck(em_fn, tens, eps=1e-6, atol=1e-6, rtol=1e-4), f"seed {seed}"
+
+
+def run_with_simd_cap(isa, code, timeout=120):
+    """Runs code (which imports ember as em) in a fresh interpreter with EMBER_SIMD=isa, since the cap
+    holds for a whole process, and checks that it passed on that ISA (or the portable fallback)."""
+    out = subprocess.run([sys.executable, "-c", code + "print(em._C.simd_level())\n"],
+                         env={**os.environ, "EMBER_SIMD": isa}, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] in (isa, "portable")
