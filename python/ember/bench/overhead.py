@@ -160,7 +160,7 @@ def mlp_cases(torch, repeat):
 FIT_ROWS, FIT_BATCH = 320, 32  # ten steps per epoch: fit's per-epoch setup is shared as it is in real use
 
 
-def _fit_models(torch, rng):
+def _fit_models(torch):
     """The seed program's model (10 -> 64 -> 32 -> 1, ReLU, MSE, Adam) in ember and in torch, with the same
     initial weights."""
     from ember.nn import Dense, Sequential
@@ -206,7 +206,7 @@ def fit_case(torch, repeat):
     rng = np.random.default_rng(3)
     x = rng.random((FIT_ROWS, 10)).astype(np.float32)
     y = rng.random((FIT_ROWS, 1)).astype(np.float32)
-    model, t_model = _fit_models(torch, rng)
+    model, t_model = _fit_models(torch)
     steps = FIT_ROWS // FIT_BATCH
     if torch is None:
         ms = measure(lambda: model.fit(x, y, epochs=1, batch_size=FIT_BATCH, verbose=0), repeat=repeat)
