@@ -1,6 +1,6 @@
 // The kernel interface every backend implements with the same names: ember::cpu in csrc/cpu/*.cpp,
 // ember::cuda in csrc/cuda/*.cu (or csrc/cuda/no_cuda.cpp, whose functions throw). Inputs arrive
-// validated by core/ops.cpp: same device, matching shapes, outputs allocated and contiguous.
+// validated by core/<family>.cpp: same device, matching shapes, outputs allocated and contiguous.
 #pragma once
 #include "core/ops.h"
 #include "core/optim_math.h"
@@ -123,6 +123,12 @@ EMBER_BACKEND_API
 Array gemm_pack_b(const Array& b);
 void gemm_prepacked(const Array& a, const Array& packed, int64_t n, Array& c, double beta, const Array* bias,
                     Activation act);
+// Runtime (simd/cpu_features.cpp): the instruction set the kernel tables were picked for ("avx512",
+// "avx2" or "portable"), one core's measured FP32 FMA rate, and the OpenMP thread count.
+const char* simd_level();
+double fma_gflops_per_core(double seconds);
+void set_num_threads(int n);
+int get_num_threads();
 }  // namespace cpu
 namespace cuda {
 EMBER_BACKEND_API
@@ -138,6 +144,6 @@ bool compiled();
 }  // namespace cuda
 }  // namespace ember
 
-// Calls cpu::fn or cuda::fn by the device of `dev` (core/ops.cpp, core/conv.cpp).
+// Calls cpu::fn or cuda::fn by the device of `dev` (core/*.cpp).
 #define EMBER_ON_DEVICE(dev, fn, ...) \
   ((dev).kind == ::ember::Device::cpu ? ::ember::cpu::fn(__VA_ARGS__) : ::ember::cuda::fn(__VA_ARGS__))

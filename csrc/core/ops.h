@@ -1,5 +1,7 @@
 // The public C++ API of ember's array library: each function validates its inputs, allocates the
-// output and dispatches on device (ember::cpu / ember::cuda, see backend.h) and dtype.
+// output and dispatches on device (ember::cpu / ember::cuda, see backend.h) and dtype. Each family's
+// setup lives in core/<family>.cpp, the file name its kernels have in cpu/ and cuda/ (elementwise,
+// reduce, copy, random, index, gemm, optim, softmax, pool, norm, conv, rnn, attention).
 #pragma once
 #include <cstdint>
 #include <utility>

@@ -1,5 +1,5 @@
 // Indexing on the CPU. Arrays are viewed as (outer, n, inner) around the indexed dim; indices are
-// already range-checked by core/ops.cpp, and negative ones count from the end. The scatter-add
+// already range-checked by core/index.cpp, and negative ones count from the end. The scatter-add
 // backward ops parallelise over (outer, inner) positions and walk the indices in order, so the sums
 // are the same run to run (no atomics).
 #include <cstring>

@@ -1,5 +1,5 @@
 // Indexing on CUDA, over the (outer, n, inner) view around the indexed dim. Indices are int64 or
-// int32, already range-checked by core/ops.cpp (which synchronises for it); negative ones count from
+// int32, already range-checked by core/index.cpp (which synchronises for it); negative ones count from
 // the end.
 //
 //   index_select  out (outer, m, inner) = x[o, idx[j], :]: a copy of whole rows, done on raw words of

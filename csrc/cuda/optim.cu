@@ -82,7 +82,7 @@ void launch(const char* op, const std::vector<Array>& params, const std::vector<
   CUDA_CHECK_LAUNCH(op);
 }
 
-// float32 or float64 (ops.cpp admits nothing else).
+// float32 or float64 (core/optim.cpp admits nothing else).
 template <template <typename> class Apply, typename Rule>
 void run(const char* op, const std::vector<Array>& params, const std::vector<Array>& grads,
          std::initializer_list<const std::vector<Array>*> states, const Rule& rule) {

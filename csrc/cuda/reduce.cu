@@ -192,7 +192,7 @@ void reduce(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_t n, i
       fold<Min, C, T, int64_t>("argmin", x, out, outer, n, inner, [] __device__(const Min& a) { return a.at; });
       return;
     case ReduceOp::var:
-      if constexpr (!std::is_integral_v<C>) {  // ops.cpp casts integer input to float first
+      if constexpr (!std::is_integral_v<C>) {  // core/reduce.cpp casts integer input to float first
         const double denom = double(n - correction), nan = std::nan("");  // n - correction <= 0: NaN
         fold<VarAcc, double, T, T>("var", x, out, outer, n, inner, [denom, nan] __device__(const VarAcc& a) {
           return T(C(denom > 0 ? a.m2 / denom : nan));

@@ -6,6 +6,7 @@
 #include <cstring>
 #include "cpu/microkernels/gemm.h"
 #include "cpu/simd/kernels.h"
+#include <omp.h>
 
 namespace ember::cpu {
 
@@ -73,5 +74,9 @@ const GemmKernels& gemm_kernels() {
 }
 
 const char* simd_level() { return simd().isa; }
+double fma_gflops_per_core(double seconds) { return simd().fma_gflops(seconds); }
+// Every parallel CPU kernel runs under OpenMP, so its thread count is the backend's thread count.
+void set_num_threads(int n) { omp_set_num_threads(n); }
+int get_num_threads() { return omp_get_max_threads(); }
 
 }  // namespace ember::cpu
