@@ -19,6 +19,7 @@ import functools
 import threading
 
 from . import dtypes as _dt
+from .autograd.graph import no_grad
 
 class _State(threading.local):
     """Per thread, the stack of active autocast regions. Set in __init__ (run once in each thread)
@@ -136,7 +137,6 @@ class GradScaler:
         st = self._state(optimizer)
         if st["unscaled"]:
             raise RuntimeError("[GradScaler] unscale_() was already called for this optimizer since the last update()")
-        from .autograd import no_grad
         inv, found = 1.0 / self._scale, False
         with no_grad():
             for group in optimizer.param_groups:

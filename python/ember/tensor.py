@@ -1,24 +1,19 @@
 """ember.Tensor: a _C.Array plus the autograd record (requires_grad, grad, the Node that made it).
-Every operation lives in ember.ops; the methods here only forward to it."""
-from __future__ import annotations
 
-import numpy as np
+This is the bottom of the Python layers: it imports only _C, dtypes and device. Everything a Tensor
+does through an op (arithmetic, reductions, views, `to`, `backward`, conversion to NumPy and DLPack,
+`repr`, the constructor itself) lives above it and is bound onto the class by one table,
+ember/ops/__init__.py; the methods written here need nothing but the array they wrap."""
+from __future__ import annotations
 
 from . import _C
 from . import dtypes as _dt
-from .autograd.graph import run_backward
 from .device import device as _device
 
 
 class Tensor:
     __slots__ = ("_a", "requires_grad", "grad", "_node", "_retain_grad", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to Tensor's reflected operators (ndarray + Tensor)
-
-    def __init__(self, data=None, dtype=None, device=None, requires_grad=False):
-        from .ops.creation import tensor as _tensor
-        src = _tensor(data, dtype=dtype, device=device)
-        self._a = src._a
-        self._init_autograd(requires_grad)
 
     @classmethod
     def _wrap(cls, array, requires_grad=False):
@@ -122,32 +117,11 @@ class Tensor:
     def detach(self):
         return Tensor._wrap(self._a)
 
-    def backward(self, grad=None):
-        if not self.requires_grad:
-            raise RuntimeError("[backward] tensor does not require grad and has no grad_fn")
-        a = self._a
-        if grad is None:
-            if a.numel() != 1:
-                raise RuntimeError(f"[backward] grad can be implicitly created only for scalar outputs, "
-                                   f"got shape {self.shape}")
-            run_backward(self, Tensor._wrap(_C.full(a.shape, 1.0, a.dtype, a.device)))
-            return
-        if not isinstance(grad, Tensor):
-            from .ops.creation import tensor
-            grad = tensor(grad, dtype=self.dtype, device=self.device)
-        if grad.shape != self.shape:
-            raise ValueError(f"[backward] grad shape {grad.shape} does not match tensor shape {self.shape}")
-        run_backward(self, grad.detach())
-
     # ---- conversion --------------------------------------------------------------------------
     def numpy(self):
         if self.requires_grad:
             raise RuntimeError("[numpy] tensor requires grad; call .detach().numpy()")
         return self.__array__()
-
-    def __array__(self, dtype=None, copy=None):
-        from .interop.numpy import to_numpy
-        return to_numpy(self, dtype=dtype, copy=copy)
 
     def item(self):
         a = self._a
@@ -181,10 +155,6 @@ class Tensor:
             raise TypeError("[index] only integer tensors of one element can be converted to an index")
         return int(self.item())
 
-    def to(self, *args, **kwargs):
-        from .ops.shape import to
-        return to(self, *args, **kwargs)
-
     def cpu(self):
         return self.to("cpu")
 
@@ -215,34 +185,5 @@ class Tensor:
     def type(self, dtype):
         return self.to(dtype)
 
-    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
-        from .interop.dlpack import export
-        return export(self, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
-
     def __dlpack_device__(self):
         return tuple(_C.dlpack_device(self._a))
-
-    def __repr__(self):
-        from .interop.numpy import format_tensor
-        return format_tensor(self)
-
-    def __reduce__(self):
-        from .ops.creation import tensor
-        return (_rebuild, (self.detach().cpu().float().__array__() if self.dtype == _dt.bfloat16
-                           else self.detach().cpu().__array__().copy(), self.dtype.name, str(self.device),
-                           self.requires_grad))
-
-
-def _rebuild(array, dtype, device, requires_grad):
-    from .ops.creation import tensor
-    return tensor(array, dtype=dtype, device=device, requires_grad=requires_grad)
-
-
-def _install_methods():
-    """Binds the op functions as Tensor methods and operators (one table, in ops/__init__.py)."""
-    from .ops import tensor_methods
-    for name, fn in tensor_methods().items():
-        setattr(Tensor, name, fn)
-
-
-_install_methods()

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tensor import Tensor
+from .graph import no_grad
+
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True) -> bool:
     """fn(*inputs) -> Tensor. Inputs that require grad should be float64 for a meaningful check.
     Each input element is perturbed by +-eps; the numerical Jacobian-vector product with a random
     output cotangent is compared with the analytical one."""
-    from ..tensor import Tensor
-    from ..ops.creation import tensor
-    from .graph import no_grad
     inputs = tuple(inputs)
     diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not diff:
@@ -19,7 +19,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True) 
     rng = np.random.default_rng(0)
     cot = rng.standard_normal(out.shape) if out.ndim else np.array(rng.standard_normal())
     scale = float(np.sum(np.abs(out.detach().cpu().double().numpy() * cot)))
-    cot_t = tensor(cot, dtype=out.dtype, device=out.device)
+    cot_t = Tensor(cot, dtype=out.dtype, device=out.device)
     for i in diff:
         inputs[i].grad = None
     (out * cot_t).sum().backward()
@@ -35,7 +35,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True) 
             vals = []
             for delta in (eps, -eps):
                 flat[j] = orig + delta
-                xi = tensor(base, dtype=x.dtype, device=x.device)
+                xi = Tensor(base, dtype=x.dtype, device=x.device)
                 args = list(inputs)
                 args[i] = xi
                 with no_grad():

@@ -1,6 +1,13 @@
-"""Differentiable ops, one file per family; this file binds them as Tensor methods and operators."""
+"""Differentiable ops, one file per family; this file binds them as Tensor methods and operators,
+together with every other Tensor method that needs a layer above tensor.py (the constructor,
+backward, NumPy/DLPack conversion, repr, pickling): the one place the Tensor class is completed."""
 from __future__ import annotations
 
+from .. import _C
+from ..autograd.graph import is_grad_enabled, run_backward
+from ..interop.dlpack import export
+from ..interop.numpy import format_tensor, to_numpy
+from ..tensor import Tensor
 from . import creation, elementwise, index, linalg, reduce, shape
 
 
@@ -12,7 +19,6 @@ def _r(fn):
 def _inplace(fn):
     """x += y style: computes out of place, then writes into x's storage (no gradient tracking)."""
     def method(self, *args, **kwargs):
-        from ..autograd.graph import is_grad_enabled
         if self.requires_grad and is_grad_enabled():
             raise RuntimeError(f"[{fn.__name__}_] in-place op on a tensor that requires grad; use no_grad()")
         out = fn(self, *args, **kwargs)
@@ -36,6 +42,24 @@ def _copy_(self, src):
     return self
 
 
+def _backward(self, grad=None):
+    """Runs backpropagation from self; grad defaults to 1 for a one-element tensor."""
+    if not self.requires_grad:
+        raise RuntimeError("[backward] tensor does not require grad and has no grad_fn")
+    a = self._a
+    if grad is None:
+        if a.numel() != 1:
+            raise RuntimeError(f"[backward] grad can be implicitly created only for scalar outputs, "
+                               f"got shape {self.shape}")
+        run_backward(self, Tensor._wrap(_C.full(a.shape, 1.0, a.dtype, a.device)))
+        return
+    if not isinstance(grad, Tensor):
+        grad = creation.tensor(grad, dtype=self.dtype, device=self.device)
+    if grad.shape != self.shape:
+        raise ValueError(f"[backward] grad shape {grad.shape} does not match tensor shape {self.shape}")
+    run_backward(self, grad.detach())
+
+
 def tensor_methods():
     e, r, s, i = elementwise, reduce, shape, index
     m = {
@@ -47,7 +71,9 @@ def tensor_methods():
         "__and__": e.logical_and, "__or__": e.logical_or, "__xor__": e.logical_xor,
         "__invert__": e.logical_not,
         "__matmul__": linalg.matmul, "__rmatmul__": _r(linalg.matmul), "matmul": linalg.matmul,
-        "__getitem__": s.getitem, "__setitem__": s.setitem,
+        "__init__": creation._init_tensor, "__reduce__": creation._reduce_tensor, "backward": _backward,
+        "__array__": to_numpy, "__dlpack__": export, "__repr__": format_tensor, "to": s.to,
+        "__getitem__": i.getitem, "__setitem__": i.setitem,
         "__iadd__": _inplace(e.add), "__isub__": _inplace(e.sub), "__imul__": _inplace(e.mul),
         "__itruediv__": _inplace(e.div),
         "add": e.add, "sub": e.sub, "mul": e.mul, "div": e.div, "pow": e.pow,
@@ -71,3 +97,7 @@ def tensor_methods():
     }
     m["__hash__"] = object.__hash__  # __eq__ is elementwise; identity hashing keeps tensors usable as keys
     return m
+
+
+for _name, _method in tensor_methods().items():
+    setattr(Tensor, _name, _method)

@@ -11,6 +11,7 @@ from .. import dtypes as _dt
 from ..autograd.graph import _state as _grad_state
 from ..autograd.graph import attach
 from ..tensor import Tensor
+from .creation import tensor
 
 wrap = Tensor._wrap  # a _C.Array as a Tensor outside the graph
 
@@ -69,7 +70,6 @@ def as_tensor(value, like: Tensor) -> Tensor:
             value = value.item()
         dt = scalar_dtype(value, like)
         return Tensor._wrap(_C.full([], float(value), dt.name, like._a.device))
-    from .creation import tensor
     return tensor(value, device=like.device)
 
 

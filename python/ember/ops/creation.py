@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from .. import _C
+from .. import _C, cuda
 from .. import dtypes as _dt
 from ..device import device as _device
 from ..random import default_generator
@@ -21,7 +21,6 @@ def _dev(device) -> str:
         return "cpu"
     d = _device(device) if not isinstance(device, int) else _device(f"cuda:{device}")
     if d.type == "cuda":
-        from .. import cuda
         cuda._check_available(d.index)
     return str(d)
 
@@ -93,6 +92,23 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     if dev != "cpu":
         a = a.to(dev)
     return Tensor._wrap(a, requires_grad=requires_grad)
+
+
+def _init_tensor(self, data=None, dtype=None, device=None, requires_grad=False):
+    """Tensor(data, dtype, device, requires_grad): em.tensor's conversion, into the new object."""
+    self._a = tensor(data, dtype=dtype, device=device)._a
+    self._init_autograd(requires_grad)
+
+
+def _reduce_tensor(self):
+    """Pickling: the values as a NumPy array (bfloat16, which NumPy lacks, travels as float32)."""
+    host = self.detach().cpu()
+    values = host.float().__array__() if self.dtype == _dt.bfloat16 else host.__array__().copy()
+    return (_rebuild, (values, self.dtype.name, str(self.device), self.requires_grad))
+
+
+def _rebuild(array, dtype, device, requires_grad):
+    return tensor(array, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def _resolve_dtype(dtype, default=_dt.float32):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from .. import _C
-from .. import dtypes as _dt
 from ..tensor import Tensor
 from ._util import as_tensor, make, records, unbroadcast, wrap
 

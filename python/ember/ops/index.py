@@ -1,5 +1,6 @@
 """Indexing ops with gradients: index_select (backward: index_add), gather (backward: scatter_add),
-integer-array and boolean-mask indexing built on them, and the in-place writes behind x[...] = v."""
+integer-array and boolean-mask indexing built on them, and x[key] / x[key] = v for every key (the
+basic part of a key is a view, ops/shape.py's basic_plan; the rest is gathered or scattered here)."""
 from __future__ import annotations
 
 import builtins
@@ -9,8 +10,12 @@ import numpy as np
 
 from .. import _C
 from .. import dtypes as _dt
+from ..autograd.graph import is_grad_enabled
 from ..tensor import Tensor
-from ._util import make, norm_dim, wrap
+from ._util import as_tensor, make, norm_dim, wrap
+from .creation import arange, tensor
+from .elementwise import where
+from .shape import apply_steps, basic_plan, strided_view
 
 
 def _pick(name, forward, backward):
@@ -39,7 +44,6 @@ def scatter_add(x, dim, index, src):
 
 
 def masked_fill(x, mask, value):
-    from .elementwise import where
     return where(mask, value, x)
 
 
@@ -48,14 +52,12 @@ def nonzero(x, as_tuple=False):
     flat = _C.nonzero_flat(x._a)
     pos = wrap(flat).cpu().numpy()
     coords = np.stack(np.unravel_index(pos, x.shape), axis=1) if x.ndim else pos.reshape(-1, 0)
-    from .creation import tensor
     out = tensor(coords, dtype=_dt.int64, device=x.device)
     return tuple(out[:, i] for i in range(x.ndim)) if as_tuple else out
 
 
 def _index_tensor(index, like) -> Tensor:
     if not isinstance(index, Tensor):
-        from .creation import tensor
         arr = np.asarray(index)
         if arr.dtype.kind not in "iub":
             raise IndexError(f"[index] indices must be integers or booleans, got {arr.dtype}")
@@ -123,9 +125,6 @@ def _check_range(k, n, shape):
 def advanced_setitem(x, key, v):
     """x[key] = v with array indices: the flat positions the key selects are found by indexing an
     arange of x's shape, then written with one scatter (repeated positions add their values)."""
-    from .creation import arange
-    from .elementwise import where
-    from .shape import getitem
     pos = getitem(arange(x.numel(), device=x.device).reshape(x.shape), key).reshape(-1)
     work = _dt.int64 if x.dtype == _dt.bool else x.dtype  # scatter-add needs a numeric dtype
     val = v.to(work).expand(*getitem(x.detach(), key).shape).reshape(-1).contiguous()
@@ -133,3 +132,25 @@ def advanced_setitem(x, key, v):
     hit = wrap(_C.index_add([x.numel()], 0, pos._a, _C.full([pos.numel()], 1.0, "float32", x._a.device)))
     new = where(hit > 0, written, x.detach().reshape(-1).to(work))
     x._a.copy_(new._a.reshape(list(x.shape)))
+
+
+def getitem(x, key):
+    steps, advanced = basic_plan(x.shape, key)
+    y = strided_view(x, steps)
+    return advanced_index(y, advanced) if advanced else y
+
+
+def setitem(x, key, value):
+    """In-place write x[key] = value (no gradient; not allowed on tensors that require grad)."""
+    if x.requires_grad and is_grad_enabled():
+        raise RuntimeError("[setitem] in-place assignment to a tensor that requires grad; use no_grad()")
+    v = as_tensor(value, x)
+    steps, advanced = basic_plan(x.shape, key)
+    if advanced:
+        return advanced_setitem(x, key, v)
+    view_ = apply_steps(x._a, steps)
+    try:
+        view_.copy_(v._a.to(x._a.device))
+    except ValueError:
+        raise ValueError(f"[setitem] value of shape {v.shape} cannot be broadcast to the indexed "
+                         f"shape {tuple(view_.shape)} (tensor shape {x.shape})") from None

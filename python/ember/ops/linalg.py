@@ -9,6 +9,7 @@ from ..amp import _state as _amp_state
 from ..amp import autocasting, cast_for_gemm
 from ..autograd.graph import _state as _grad_state
 from ._util import make, records, unbroadcast, wrap
+from .elementwise import gelu
 
 _ACTS = {None: _C.Activation.none, "none": _C.Activation.none, "relu": _C.Activation.relu,
          "gelu": _C.Activation.gelu, "gelu_tanh": _C.Activation.gelu_tanh}
@@ -90,7 +91,6 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=Non
     if act in (_C.Activation.gelu, _C.Activation.gelu_tanh):
         # GELU's derivative needs the pre-activation: keep z, apply the activation as its own op.
         # (Without a graph, as in inference, it runs fused in the epilogue like ReLU.)
-        from .elementwise import gelu
         return gelu(linear(x, weight, bias), "tanh" if activation == "gelu_tanh" else "none")
     out = _C.linear(x._a, weight._a, None if bias is None else bias._a, act)
 

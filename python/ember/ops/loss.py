@@ -7,6 +7,7 @@ from .. import _C
 from ..amp import float32_for_loss
 from ..tensor import Tensor
 from ._util import make, wrap
+from .creation import tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -32,7 +33,6 @@ def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = -100, labe
     if reduction not in _REDUCTIONS:
         raise ValueError(f"[cross_entropy] reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not isinstance(target, Tensor):
-        from .creation import tensor
         target = tensor(target, device=logits.device)
     if target.dtype.is_floating_point:
         raise TypeError(f"[cross_entropy] targets must be class indices (int64), got {target.dtype} "

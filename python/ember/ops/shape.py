@@ -1,16 +1,18 @@
 """Shape and movement ops: views (reshape, view, transpose, permute, squeeze, unsqueeze, flatten,
-expand, basic indexing, split), copies (contiguous, clone, cat, stack) and to(). Views share
+expand, the views of basic indexing, split), copies (contiguous, clone, cat, stack) and to(). Views share
 storage; each gradient maps back through the inverse view."""
 from __future__ import annotations
 
 import builtins
 import operator
 
+import numpy as np
+
 from .. import _C
 from .. import dtypes as _dt
-from ..device import device as _device
 from ..tensor import Tensor
 from ._util import make, norm_dim, unbroadcast, wrap
+from .creation import _dev
 
 
 def _sizes(shape, op):
@@ -122,7 +124,6 @@ def to(x, *args, dtype=None, device=None, copy=False, non_blocking=False):
             device = a
     out = x._a
     if device is not None:
-        from .creation import _dev
         out = out.to(_dev(device))
     if dtype is not None:
         out = out.astype(_dt.get_dtype(dtype).name)
@@ -140,7 +141,6 @@ def to(x, *args, dtype=None, device=None, copy=False, non_blocking=False):
 
 
 def _is_numpy_dtype_name(s):
-    import numpy as np
     try:
         np.dtype(s)
         return True
@@ -209,13 +209,12 @@ def chunk(x, chunks, dim=0):
 
 
 def _slice_dim(x, d, start, stop):
-    return getitem(x, (slice(None),) * d + (slice(start, stop),))
+    return strided_view(x, basic_plan(x.shape, (slice(None),) * d + (slice(start, stop),))[0])
 
 
 # ---- basic indexing: ints, slices, None, Ellipsis ----------------------------------------------
 
 def _is_advanced(k):
-    import numpy as np
     return isinstance(k, (Tensor, list, np.ndarray)) and not isinstance(k, str)
 
 
@@ -286,37 +285,15 @@ def apply_steps(a, steps):
     return a
 
 
-def getitem(x, key):
-    steps, advanced = basic_plan(x.shape, key)
-    out = apply_steps(x._a, steps)
+def strided_view(x, steps):
+    """x seen through basic_plan's steps (a view, no copy); backward writes g into a zero tensor's
+    matching view."""
+    if not steps:
+        return x
 
     def backward(g):
         z = _C.full(list(x.shape), 0.0, g._a.dtype, g._a.device)
         apply_steps(z, steps).copy_(g._a)
         return (wrap(z),)
 
-    y = make(out, (x,), backward, "getitem") if steps else x
-    if advanced:
-        from .index import advanced_index
-        y = advanced_index(y, advanced)
-    return y
-
-
-def setitem(x, key, value):
-    """In-place write x[key] = value (no gradient; not allowed on tensors that require grad)."""
-    from ..autograd.graph import is_grad_enabled
-    if x.requires_grad and is_grad_enabled():
-        raise RuntimeError("[setitem] in-place assignment to a tensor that requires grad; use no_grad()")
-    from ._util import as_tensor
-    v = as_tensor(value, x)
-    steps, advanced = basic_plan(x.shape, key)
-    if not advanced:
-        view_ = apply_steps(x._a, steps)
-        try:
-            view_.copy_(v._a.to(x._a.device))
-        except ValueError:
-            raise ValueError(f"[setitem] value of shape {v.shape} cannot be broadcast to the indexed "
-                             f"shape {tuple(view_.shape)} (tensor shape {x.shape})") from None
-        return
-    from .index import advanced_setitem
-    advanced_setitem(x, key, v)
+    return make(apply_steps(x._a, steps), (x,), backward, "getitem")
