@@ -14,12 +14,10 @@ import hashlib
 
 import numpy as np
 
+from ..data.loader import draw_seed
 from ..interop import from_numpy
-from ..training import callbacks as cb
 from . import comm
 from .ddp import DistributedDataParallel
-
-_WRITERS = (cb.ModelCheckpoint, cb.CSVLogger)
 
 
 def check_same_data(x, y, batch_size, epochs):
@@ -50,7 +48,7 @@ class DistributedFit:
     def callbacks(self, callbacks):
         if self.is_rank_zero:
             return list(callbacks or [])
-        return [c for c in callbacks or [] if not (isinstance(c, _WRITERS) or getattr(c, "rank_zero_only", False))]
+        return [c for c in callbacks or [] if not getattr(c, "rank_zero_only", False)]
 
     def verbose(self, verbose):
         return verbose if self.is_rank_zero else 0
@@ -58,7 +56,6 @@ class DistributedFit:
     def seed(self, seed):
         """Rank 0's shuffle seed (drawn from ember's stream when None) for every rank."""
         if seed is None:
-            from ..data.loader import draw_seed
             seed = draw_seed()
         return comm.broadcast_object(seed, src=0)
 

@@ -10,7 +10,4 @@ from .norm import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401
 from .transformer import MultiheadAttention, TransformerDecoderLayer, TransformerEncoderLayer  # noqa: F401
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
-from .module import _bind_training_methods
 
-_bind_training_methods()
-del _bind_training_methods

@@ -1,11 +1,12 @@
 """Module: the container every layer and model derives from (PyTorch's contract). Assigning a
 Parameter, a Module or a buffer to an attribute registers it, so parameters(), state_dict() and to()
 find everything without being told. Keras-style compile/fit/evaluate/predict are methods of every
-Module; they live in ember.training and are bound here."""
+Module too: ember.training.model, which sits above nn, binds them (nn never imports training)."""
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
 
+from .. import dtypes
 from ..tensor import Tensor
 
 
@@ -211,10 +212,10 @@ class Module:
         return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
 
     def float(self):
-        return self.to(dtype=_float32())
+        return self.to(dtype=dtypes.float32)
 
     def double(self):
-        return self.to(dtype=_float64())
+        return self.to(dtype=dtypes.float64)
 
     # ---- calling -----------------------------------------------------------------------------
     def forward(self, *args, **kwargs):
@@ -238,20 +239,3 @@ class Module:
         trainable = self.num_parameters(trainable_only=True)
         note = f"  # {total:,} parameters" + (f", {trainable:,} trainable" if trainable != total else "")
         return "\n".join(lines) + "\n)" + note
-
-
-def _float32():
-    from .. import dtypes
-    return dtypes.float32
-
-
-def _float64():
-    from .. import dtypes
-    return dtypes.float64
-
-
-def _bind_training_methods():
-    """compile/fit/evaluate/predict/summary from ember.training, as Module methods."""
-    from ..training import model as training_model
-    for name in ("compile", "fit", "evaluate", "predict", "summary"):
-        setattr(Module, name, getattr(training_model, name))

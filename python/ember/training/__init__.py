@@ -2,3 +2,4 @@
 metrics and History."""
 from . import callbacks, metrics  # noqa: F401
 from .history import History  # noqa: F401
+from . import model  # noqa: F401  (binds compile/fit/evaluate/predict/summary onto nn.Module)

@@ -8,8 +8,13 @@ import math
 import os
 import sys
 
+from .. import io
+from .inference import group_logs
+
 
 class Callback:
+    rank_zero_only = False  # True: under fit(distributed=True) only rank 0 keeps this callback
+
     def __init__(self):
         self.model = None
 
@@ -94,6 +99,7 @@ class ModelCheckpoint(Callback):
     improves (save_best_only). filepath may use {epoch} and any logged name, e.g.
     "ckpt-{epoch:02d}-{val_loss:.3f}.safetensors". save_weights_only=False also stores the
     optimizer state and epoch (em.save_checkpoint), for resuming."""
+    rank_zero_only = True  # writes a file: under fit(distributed=True) only rank 0 keeps it
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto", save_weights_only=True,
                  verbose=0):
@@ -113,7 +119,6 @@ class ModelCheckpoint(Callback):
                 return
             self.tracker.best = v
         path = self.filepath.format(epoch=epoch + 1, **logs)
-        from .. import io
         if self.save_weights_only:
             io.save(self.model.state_dict(), path)
         else:
@@ -158,6 +163,7 @@ class TerminateOnNaN(Callback):
 
 class CSVLogger(Callback):
     """Appends one row per epoch (epoch and every logged value) to a CSV file, flushed each epoch."""
+    rank_zero_only = True  # writes a file: under fit(distributed=True) only rank 0 keeps it
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
@@ -196,7 +202,6 @@ class FairnessMonitor(Callback):
         self.x, self.y, self.groups, self.prefix, self.batch_size = x, y, groups, prefix, batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        from .model import group_logs
         report = group_logs(self.model, self.x, self.y, self.groups, self.batch_size)
         if logs is not None:
             logs.update({self.prefix + k: v for k, v in report.items()})

@@ -1,5 +1,5 @@
 """Keras-style training on any Module: compile / fit / evaluate / predict / summary, bound as
-Module methods by ember.nn. The loop is plain: batches of NumPy rows become tensors, forward, loss
+Module methods at the end of this file (training sits above nn, so nn never imports it). The loop is plain: batches of NumPy rows become tensors, forward, loss
 (+ L1/L2 penalties), backward, one fused optimizer step; metrics read the outputs afterwards.
 
 Multi-task: a model returning a dict of heads trains with a dict of losses (and optionally
@@ -19,9 +19,11 @@ from ..autograd import no_grad
 from ..ops.creation import tensor
 from ..optim.optimizer import Optimizer
 from ..optim.optimizers import BY_NAME as OPTIMIZERS
-from ..tensor import Tensor
+from ..distributed.fit import DistributedFit, check_same_data
+from ..ops.creation import randint
 from . import metrics as metrics_mod
 from .history import History
+from .inference import batches, group_logs, predict, prepare, require_compiled, target_tensor
 
 # Loss names (Keras's and PyTorch's spellings); "cross_entropy" takes logits and class indices.
 LOSSES = {"mse": nn.functional.mse_loss, "mean_squared_error": nn.functional.mse_loss,
@@ -31,10 +33,6 @@ LOSSES = {"mse": nn.functional.mse_loss, "mean_squared_error": nn.functional.mse
           "categorical_crossentropy": nn.functional.cross_entropy,
           "binary_crossentropy": nn.functional.binary_cross_entropy_with_logits,
           "bce_with_logits": nn.functional.binary_cross_entropy_with_logits}
-
-
-def _takes_class_indices(loss_fn):
-    return loss_fn is nn.functional.cross_entropy or isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss))
 
 
 @dataclass
@@ -112,62 +110,7 @@ def _unbuilt_message(model):
             f"or run the model on a batch (fit, evaluate and predict do that first)")
 
 
-def _require_compiled(model, op):
-    if getattr(model, "_compiled", None) is None:
-        raise RuntimeError(f"[{op}] call model.compile(optimizer=..., loss=...) first")
-    return model._compiled
-
-
 # ---- data ------------------------------------------------------------------------------------
-
-def _to_numpy(a, what):
-    if isinstance(a, Tensor):
-        a = a.detach().cpu().numpy()
-    a = np.asarray(a)
-    if a.dtype == object:
-        raise TypeError(f"[fit] {what} must be numeric arrays, got dtype object")
-    if a.dtype.kind == "f" and a.dtype != np.float32:
-        a = a.astype(np.float32)  # float64 NumPy input is accepted and cast, as Keras does
-    return a
-
-
-def _prepare(x, y, heads, what="fit"):
-    """NumPy versions of x and of y (a dict by head when there are several heads)."""
-    x = _to_numpy(x, "x")
-    if y is None:
-        return x, None
-    if isinstance(y, dict):
-        missing = [h for h in heads if h not in y]
-        if missing:
-            raise ValueError(f"[{what}] targets missing for heads {missing} (given {sorted(y)})")
-        y = {h: _to_numpy(y[h], f"y[{h!r}]") for h in heads}
-    elif heads != [None]:
-        raise ValueError(f"[{what}] the model has heads {heads}: pass y as a dict of targets")
-    else:
-        y = {None: _to_numpy(y, "y")}
-    for h, t in y.items():
-        if len(t) != len(x):
-            raise ValueError(f"[{what}] x has {len(x)} samples but y{'' if h is None else f'[{h!r}]'} has "
-                             f"{len(t)} (shapes {x.shape} and {t.shape})")
-    return x, y
-
-
-def _target_tensor(t: np.ndarray, loss_fn, pred: Tensor, head):
-    """Class-index targets for cross-entropy: integral floats become int64, (N, 1) becomes (N,)."""
-    if _takes_class_indices(loss_fn) and t.dtype.kind in "fiu" and t.shape != tuple(pred.shape):
-        if t.ndim == 2 and t.shape[1] == 1:
-            t = t[:, 0]
-        if t.dtype.kind == "f":
-            if not np.all(np.mod(t, 1) == 0):
-                raise TypeError(f"[fit] cross-entropy targets{'' if head is None else f' of {head!r}'} must be "
-                                f"class indices; got non-integer floats (shape {t.shape})")
-        t = t.astype(np.int64)
-    return tensor(np.ascontiguousarray(t), device=pred.device)
-
-
-def _batches(n, batch_size, order):
-    for s in range(0, n, batch_size):
-        yield order[s:s + batch_size]
 
 
 # ---- one step --------------------------------------------------------------------------------
@@ -198,7 +141,7 @@ def _loss(model, cfg, outs, ys):
     total, per_head = None, {}
     for h in cfg.heads:
         fn = cfg.losses[h]
-        target = _target_tensor(ys[h], fn, outs[h], h)
+        target = target_tensor(ys[h], fn, outs[h], h)
         value = fn(outs[h], target)
         per_head[h] = value
         weighted = value * cfg.loss_weights[h] if h in cfg.loss_weights else value
@@ -264,7 +207,7 @@ def _ensure_built(model, x):
 
 def _split_validation(x, y, validation_split, validation_data, heads):
     if validation_data is not None:
-        xv, yv = _prepare(validation_data[0], validation_data[1], heads, "fit")
+        xv, yv = prepare(validation_data[0], validation_data[1], heads, "fit")
         return x, y, xv, yv
     if not validation_split:
         return x, y, None, None
@@ -280,7 +223,6 @@ def _shuffle_seed(seed):
     """Shuffling follows ember's seed: without an explicit seed, one number is drawn from ember's
     default Philox stream, so em.manual_seed(n) makes fit reproducible."""
     if seed is None:
-        from ..ops.creation import randint
         seed = int(randint(0, 2 ** 62, (1,)).item())
     return seed
 
@@ -318,7 +260,7 @@ def _train_epoch(model, cfg, x, y, batch_size, rng, callbacks, bar, plan=None):
     run, multi = _Running(cfg), cfg.heads != [None]
     last_post = 0.0
     forward = _forward if plan is None else plan.forward
-    for b, idx in enumerate(_batches(len(x), batch_size, order)):
+    for b, idx in enumerate(batches(len(x), batch_size, order)):
         for c in callbacks:
             c.on_batch_begin(b)
         loss, value, per_head, outs, yb = forward(model, cfg, x, y, idx)
@@ -351,19 +293,18 @@ def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0, validati
     """Trains for `epochs` passes over (x, y); returns a History. verbose: 0 silent, 1 a progress
     bar per epoch (loss, samples/s), 2 one line per epoch. distributed: data-parallel over the ranks
     of `mpiexec -n N` (batch_size is the global batch; see ember.distributed.fit)."""
-    cfg = _require_compiled(self, "fit")
+    cfg = require_compiled(self, "fit")
     if batch_size is None or int(batch_size) < 1:
         raise ValueError(f"[fit] batch_size must be >= 1, got {batch_size}")
     if y is None:
         raise ValueError("[fit] targets y are required")
-    x, y = _prepare(x, y, cfg.heads)
+    x, y = prepare(x, y, cfg.heads)
     x, y, xv, yv = _split_validation(x, y, validation_split, validation_data, cfg.heads)
     if len(x) == 0:
         raise ValueError("[fit] no training samples")
     _ensure_built(self, x)
     plan = None
     if distributed:
-        from ..distributed.fit import DistributedFit, check_same_data
         check_same_data(x, y, batch_size, epochs)
         plan = DistributedFit(self, _forward)
         callbacks, verbose = plan.callbacks(callbacks), plan.verbose(verbose)
@@ -429,7 +370,7 @@ def _evaluate(model, cfg, x, y, batch_size, prefix=""):
     model.eval()
     run, multi = _Running(cfg), cfg.heads != [None]
     with no_grad():
-        for idx in _batches(len(x), batch_size, np.arange(len(x))):
+        for idx in batches(len(x), batch_size, np.arange(len(x))):
             outs = _outputs(model(tensor(np.ascontiguousarray(x[idx]))), cfg.heads)
             yb = {h: t[idx] for h, t in y.items()}
             loss, per_head = _loss(model, cfg, outs, yb)
@@ -438,28 +379,11 @@ def _evaluate(model, cfg, x, y, batch_size, prefix=""):
     return run.logs(prefix)
 
 
-def group_logs(model, x, y, groups, batch_size=256):
-    """Loss and metrics per group, and the gaps between groups (metrics.fairness_report), over
-    (x, y) with one group label per sample in `groups`. Single-output models only."""
-    cfg = _require_compiled(model, "evaluate")
-    if cfg.heads != [None]:
-        raise ValueError(f"[evaluate] groups= needs a single-output model; this one has heads {cfg.heads}")
-    x, y = _prepare(x, y, cfg.heads, "evaluate")
-    fn = cfg.losses[None]
-
-    def loss_of(pred_rows, target_rows):
-        with no_grad():
-            p = tensor(np.ascontiguousarray(pred_rows))
-            return fn(p, _target_tensor(target_rows, fn, p, None)).item()
-
-    return metrics_mod.fairness_report(predict(model, x, batch_size), y[None], groups, loss_of)
-
-
 def evaluate(self, x, y, batch_size=32, verbose=0, groups=None):
     """The loss and metrics over (x, y), in eval mode, as a dict. With groups (one label per
     sample, e.g. a protected attribute) it also holds "<metric>/<group>" and the fairness gaps."""
-    cfg = _require_compiled(self, "evaluate")
-    x, y = _prepare(x, y, cfg.heads, "evaluate")
+    cfg = require_compiled(self, "evaluate")
+    x, y = prepare(x, y, cfg.heads, "evaluate")
     _ensure_built(self, x)
     logs = _evaluate(self, cfg, x, y, int(batch_size))
     if groups is not None:
@@ -467,25 +391,6 @@ def evaluate(self, x, y, batch_size=32, verbose=0, groups=None):
     if verbose:
         print(_format(logs), file=sys.stderr)
     return logs
-
-
-def predict(self, x, batch_size=32, verbose=0):
-    """The model's outputs on x as NumPy (a dict of arrays for a multi-head model), in eval mode."""
-    x = _to_numpy(x, "x")
-    was = self.training
-    self.eval()
-    parts = []
-    try:
-        with no_grad():
-            for idx in _batches(len(x), int(batch_size), np.arange(len(x))):
-                parts.append(self(tensor(np.ascontiguousarray(x[idx]))))
-    finally:
-        self.train(was)
-    if not parts:
-        raise ValueError("[predict] x has no samples")
-    if isinstance(parts[0], dict):
-        return {h: np.concatenate([p[h].cpu().numpy() for p in parts]) for h in parts[0]}
-    return np.concatenate([p.cpu().numpy() for p in parts])
 
 
 def summary(self, print_fn=print):
@@ -502,3 +407,7 @@ def summary(self, print_fn=print):
     text = "\n".join(lines)
     print_fn(text)
     return text
+
+
+for _method in (compile, fit, evaluate, predict, summary):
+    setattr(nn.Module, _method.__name__, _method)
