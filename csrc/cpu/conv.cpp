@@ -92,6 +92,11 @@ void col2im(const Array& cols, Array& x, int64_t kh, int64_t kw, const Conv2dGeo
   });
 }
 
+// The CPU unfolds into its own GEMM (core/conv.cpp): no whole-convolution kernels here.
+Array conv2d_direct(const Array&, const Array&, const Array&, const Shape&, const Conv2dGeom&) { return {}; }
+Array conv2d_direct_backward_input(const Array&, const Array&, const Shape&, const Conv2dGeom&) { return {}; }
+Array conv2d_direct_backward_weight(const Array&, const Array&, const Shape&, const Conv2dGeom&) { return {}; }
+
 // ---- depthwise, direct ------------------------------------------------------------------------
 // One channel per group makes each group's GEMM 1 x KH*KW x Ho*Wo: all overhead. Direct loops
 // instead: per (image, channel) plane and kernel tap, one pass over the output rows that tap reaches,
@@ -122,55 +127,53 @@ void for_each_tap_row(const Plane& p, const Conv2dGeom& g, F body) {
     }
 }
 
-}  // namespace
-
-// The CPU unfolds into its own GEMM (core/conv.cpp): no whole-convolution kernels here.
-Array conv2d_direct(const Array&, const Array&, const Array&, const Shape&, const Conv2dGeom&) { return {}; }
-Array conv2d_direct_backward_input(const Array&, const Array&, const Shape&, const Conv2dGeom&) { return {}; }
-Array conv2d_direct_backward_weight(const Array&, const Array&, const Shape&, const Conv2dGeom&) { return {}; }
-
-void depthwise_conv2d(const Array& x, const Array& w, Array& y, const Conv2dGeom& g) {
+// Forward and backward-input of a depthwise convolution are one pass with the roles of the two
+// planes swapped: per plane, per tap and per output row, forward gathers y[ow] += w * x[ow * stride]
+// and backward scatters dx[ow * stride] += w * dy[ow]. kScatter picks the backward; `src` is the
+// plane read (x or dy), `dst` the plane written whole (y or dx).
+template <bool kScatter>
+void depthwise_tap_pass(const char* op, const Array& src, const Array& w, Array& dst, const Conv2dGeom& g) {
+  const Array& x = kScatter ? dst : src;
+  const Array& y = kScatter ? src : dst;
   const Plane p = plane_of(x, w, y);
-  const int64_t C = x.shape(1), planes = x.shape(0) * C;
-  dispatch_f32_f64(x.dtype(), "conv2d", [&](auto tag) {
+  const int64_t C = x.shape(1), planes = x.shape(0) * C, x_plane = p.H * p.W, y_plane = p.ho * p.wo;
+  const int64_t src_plane = kScatter ? y_plane : x_plane, dst_plane = kScatter ? x_plane : y_plane;
+  const int64_t sw = g.stride_w;
+  dispatch_f32_f64(dst.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    for_each_plane(planes, p.ho * p.wo * p.kh * p.kw, [&](int64_t q) {
-      const T* in = x.data<T>() + q * p.H * p.W;
+    for_each_plane(planes, y_plane * p.kh * p.kw, [&](int64_t q) {
+      const T* from = src.data<T>() + q * src_plane;
       const T* wk = w.data<T>() + (q % C) * p.kh * p.kw;
-      T* out = y.data<T>() + q * p.ho * p.wo;
-      std::fill(out, out + p.ho * p.wo, T(0));
+      T* to = dst.data<T>() + q * dst_plane;
+      std::fill(to, to + dst_plane, T(0));
       for_each_tap_row(p, g, [&](int64_t k, int64_t at, int64_t oh, int64_t lo, int64_t hi) {
         const T wv = wk[k];
-        T* o = out + oh * p.wo;
-        const T* i = in + at;
-        if (g.stride_w == 1) {
-          for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * i[ow];
+        if constexpr (kScatter) {
+          const T* gy = from + oh * p.wo;
+          T* gx = to + at;
+          for (int64_t ow = lo; ow < hi; ++ow) gx[ow * sw] += wv * gy[ow];
         } else {
-          for (int64_t ow = lo; ow < hi; ++ow) o[ow] += wv * i[ow * g.stride_w];
+          const T* in = from + at;
+          T* out = to + oh * p.wo;
+          if (sw == 1) {  // unit stride: a plain axpy the compiler vectorises
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow] += wv * in[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow] += wv * in[ow * sw];
+          }
         }
       });
     });
   });
 }
 
+}  // namespace
+
+void depthwise_conv2d(const Array& x, const Array& w, Array& y, const Conv2dGeom& g) {
+  depthwise_tap_pass<false>("conv2d", x, w, y, g);
+}
+
 void depthwise_conv2d_backward_input(const Array& dy, const Array& w, Array& dx, const Conv2dGeom& g) {
-  const Plane p = plane_of(dx, w, dy);
-  const int64_t C = dx.shape(1), planes = dx.shape(0) * C;
-  dispatch_f32_f64(dx.dtype(), "conv2d_backward_input", [&](auto tag) {
-    using T = decltype(tag);
-    for_each_plane(planes, p.ho * p.wo * p.kh * p.kw, [&](int64_t q) {
-      const T* gy = dy.data<T>() + q * p.ho * p.wo;
-      const T* wk = w.data<T>() + (q % C) * p.kh * p.kw;
-      T* d = dx.data<T>() + q * p.H * p.W;
-      std::fill(d, d + p.H * p.W, T(0));
-      for_each_tap_row(p, g, [&](int64_t k, int64_t at, int64_t oh, int64_t lo, int64_t hi) {
-        const T wv = wk[k];
-        const T* o = gy + oh * p.wo;
-        T* i = d + at;
-        for (int64_t ow = lo; ow < hi; ++ow) i[ow * g.stride_w] += wv * o[ow];
-      });
-    });
-  });
+  depthwise_tap_pass<true>("conv2d_backward_input", dy, w, dx, g);
 }
 
 void depthwise_conv2d_backward_weight(const Array& dy, const Array& x, Array& dw, const Conv2dGeom& g) {
