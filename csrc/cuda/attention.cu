@@ -149,43 +149,55 @@ void allow_smem(Kernel kernel, size_t bytes) {
                cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
+// The query side the forward and dq kernels share: a block owns kBlockRows query rows of one
+// (batch * head) bh, kRows per warp, staged once in shared memory; key j = j0 + lane per thread.
+struct QueryBlock {
+  int lane, warp;
+  int64_t bh, i0;
+  __device__ QueryBlock()
+      : lane(threadIdx.x % dev::kWarp), warp(threadIdx.x / dev::kWarp), bh(blockIdx.y),
+        i0(int64_t(blockIdx.x) * kBlockRows) {}
+  __device__ int local(int r) const { return warp * kRows + r; }  // row in the staged block
+  __device__ int64_t row(int r) const { return i0 + local(r); }    // query index
+};
+
 template <typename T>
 __global__ void __launch_bounds__(kWarps * dev::kWarp)
     forward_kernel(HeadsDev<const T> q, HeadsDev<const T> k, HeadsDev<const T> v, HeadsDev<T> out, float* lse,
                    Rules<T> rules, int D, int Dv) {
   extern __shared__ float smem[];
   float *ks = smem, *vs = ks + kTile * (D + 1), *qs = vs + kTile * (Dv + 1);
-  const int lane = threadIdx.x % dev::kWarp, warp = threadIdx.x / dev::kWarp;
-  const int64_t bh = blockIdx.y, i0 = int64_t(blockIdx.x) * kBlockRows, Tq = rules.Tq, Tk = rules.Tk;
-  stage_rows(q, bh, i0, Tq, kBlockRows, D, qs, D);
+  const QueryBlock b;
+  const int64_t Tq = rules.Tq, Tk = rules.Tk;
+  stage_rows(q, b.bh, b.i0, Tq, kBlockRows, D, qs, D);
   float m[kRows], l[kRows], o[kRows][kSlots];
   for (int r = 0; r < kRows; ++r) {
     m[r] = -INFINITY, l[r] = 0.0f;
     for (int s = 0; s < kSlots; ++s) o[r][s] = 0.0f;
   }
-  const int64_t last_row = min(i0 + kBlockRows, Tq) - 1;
+  const int64_t last_row = min(b.i0 + kBlockRows, Tq) - 1;
   for (int64_t j0 = 0; j0 < Tk; j0 += kTile) {
-    if (!stage_key_tile(k, v, bh, j0, last_row, rules, D, Dv, ks, vs)) break;
-    const int64_t j = j0 + lane;
+    if (!stage_key_tile(k, v, b.bh, j0, last_row, rules, D, Dv, ks, vs)) break;
+    const int64_t j = j0 + b.lane;
     for (int r = 0; r < kRows; ++r) {
-      const int64_t i = i0 + warp * kRows + r;
+      const int64_t i = b.row(r);
       if (i >= Tq) break;  // warp-uniform
-      const float s = j < Tk ? rules.score(dot(qs + (warp * kRows + r) * D, ks + lane * (D + 1), D), bh, i, j) : -INFINITY;
+      const float s = j < Tk ? rules.score(dot(qs + b.local(r) * D, ks + b.lane * (D + 1), D), b.bh, i, j) : -INFINITY;
       const float m_new = fmaxf(m[r], dev::warp_all_max(s));
       if (m_new == -INFINITY) continue;  // every key so far masked out
       const float corr = __expf(m[r] - m_new), p = __expf(s - m_new);
       l[r] = l[r] * corr + dev::warp_all_sum(p);
       m[r] = m_new;
-      const float pd = rules.dropped(p, bh, i, j);
+      const float pd = rules.dropped(p, b.bh, i, j);
       for (int sl = 0; sl < kSlots; ++sl) o[r][sl] *= corr;
-      accumulate_tile(o[r], pd, vs, Dv + 1, Dv, lane);
+      accumulate_tile(o[r], pd, vs, Dv + 1, Dv, b.lane);
     }
   }
   for (int r = 0; r < kRows; ++r) {
-    const int64_t i = i0 + warp * kRows + r;
+    const int64_t i = b.row(r);
     if (i >= Tq) break;
-    store_row(out.row(bh, i), o[r], l[r] > 0.0f ? 1.0f / l[r] : 0.0f, Dv, lane);
-    if (lane == 0) lse[bh * Tq + i] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+    store_row(out.row(b.bh, i), o[r], l[r] > 0.0f ? 1.0f / l[r] : 0.0f, Dv, b.lane);
+    if (b.lane == 0) lse[b.bh * Tq + i] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
   }
 }
 
@@ -212,32 +224,32 @@ __global__ void __launch_bounds__(kWarps * dev::kWarp)
               const float* lse, const float* delta, HeadsDev<T> dq, Rules<T> rules, int D, int Dv) {
   extern __shared__ float smem[];
   float *ks = smem, *vs = ks + kTile * (D + 1), *qs = vs + kTile * (Dv + 1), *dos = qs + kBlockRows * D;
-  const int lane = threadIdx.x % dev::kWarp, warp = threadIdx.x / dev::kWarp;
-  const int64_t bh = blockIdx.y, i0 = int64_t(blockIdx.x) * kBlockRows, Tq = rules.Tq, Tk = rules.Tk;
-  stage_rows(q, bh, i0, Tq, kBlockRows, D, qs, D);
-  stage_rows(dout, bh, i0, Tq, kBlockRows, Dv, dos, Dv);
+  const QueryBlock b;
+  const int64_t Tq = rules.Tq, Tk = rules.Tk;
+  stage_rows(q, b.bh, b.i0, Tq, kBlockRows, D, qs, D);
+  stage_rows(dout, b.bh, b.i0, Tq, kBlockRows, Dv, dos, Dv);
   float acc[kRows][kSlots] = {};
-  const int64_t last_row = min(i0 + kBlockRows, Tq) - 1;
+  const int64_t last_row = min(b.i0 + kBlockRows, Tq) - 1;
   for (int64_t j0 = 0; j0 < Tk; j0 += kTile) {
-    if (!stage_key_tile(k, v, bh, j0, last_row, rules, D, Dv, ks, vs)) break;
-    const int64_t j = j0 + lane;
+    if (!stage_key_tile(k, v, b.bh, j0, last_row, rules, D, Dv, ks, vs)) break;
+    const int64_t j = j0 + b.lane;
     for (int r = 0; r < kRows; ++r) {
-      const int64_t i = i0 + warp * kRows + r;
+      const int64_t i = b.row(r);
       if (i >= Tq) break;
-      const float L = lse[bh * Tq + i];
+      const float L = lse[b.bh * Tq + i];
       float ds = 0.0f;
       if (j < Tk && L != -INFINITY) {
-        const float p = __expf(rules.score(dot(qs + (warp * kRows + r) * D, ks + lane * (D + 1), D), bh, i, j) - L);
-        const float dp = rules.dropped(dot(dos + (warp * kRows + r) * Dv, vs + lane * (Dv + 1), Dv), bh, i, j);
-        ds = p * (dp - delta[bh * Tq + i]) * rules.scale;
+        const float p = __expf(rules.score(dot(qs + b.local(r) * D, ks + b.lane * (D + 1), D), b.bh, i, j) - L);
+        const float dp = rules.dropped(dot(dos + b.local(r) * Dv, vs + b.lane * (Dv + 1), Dv), b.bh, i, j);
+        ds = p * (dp - delta[b.bh * Tq + i]) * rules.scale;
       }
-      accumulate_tile(acc[r], ds, ks, D + 1, D, lane);
+      accumulate_tile(acc[r], ds, ks, D + 1, D, b.lane);
     }
   }
   for (int r = 0; r < kRows; ++r) {
-    const int64_t i = i0 + warp * kRows + r;
+    const int64_t i = b.row(r);
     if (i >= Tq) break;
-    store_row(dq.row(bh, i), acc[r], 1.0f, D, lane);
+    store_row(dq.row(b.bh, i), acc[r], 1.0f, D, b.lane);
   }
 }
 

@@ -234,6 +234,19 @@ void launch_implicit(const char* op, const Ops& ops, int device) {
   CUDA_CHECK_LAUNCH(op);
 }
 
+// The three whole convolutions are one implicit GEMM each; they differ only in the array they write
+// (shape out_shape, dtype and device of `like`) and in the operand roles, which make_ops(tag, out)
+// returns as the Ops struct of element type decltype(tag).
+template <typename MakeOps>
+Array implicit_conv(const char* op, const Shape& out_shape, const Array& like, MakeOps make_ops) {
+  Array out = Array::empty(out_shape, like.dtype(), like.device());
+  dispatch_f32_f64(like.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    launch_implicit<T>(op, make_ops(tag, out.data<T>()), like.device().index);
+  });
+  return out;
+}
+
 namespace typed {
 template <typename T>
 void im2col(const Array& x, Array& cols, int64_t kh, int64_t kw, const Conv2dGeom& g) {
@@ -300,36 +313,27 @@ void depthwise_conv2d_backward_weight(const Array& dy, const Array& x, Array& dw
 
 // x (N, C, H, W), w (O, C/groups, KH, KW), y (N, O, Ho, Wo), all contiguous; bias (O,) or empty.
 Array conv2d_direct(const Array& x, const Array& w, const Array& bias, const Shape& y_shape, const Conv2dGeom& g) {
-  Array y = Array::empty(y_shape, x.dtype(), x.device());
-  dispatch_f32_f64(x.dtype(), "conv2d", [&](auto tag) {
+  const ConvDims d = conv_dims(x.shape(), w.shape(), y_shape[2], y_shape[3], g.groups);
+  return implicit_conv("conv2d", y_shape, x, [&](auto tag, auto* y) {
     using T = decltype(tag);
-    const ConvDims d = conv_dims(x.shape(), w.shape(), y.shape(2), y.shape(3), g.groups);
-    const ForwardOps<T> ops{x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.data<T>(), d, g};
-    launch_implicit<T>("conv2d", ops, x.device().index);
+    return ForwardOps<T>{x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y, d, g};
   });
-  return y;
 }
 
 Array conv2d_direct_backward_input(const Array& dy, const Array& w, const Shape& x_shape, const Conv2dGeom& g) {
-  Array dx = Array::empty(x_shape, dy.dtype(), dy.device());
-  dispatch_f32_f64(dy.dtype(), "conv2d_backward_input", [&](auto tag) {
+  const ConvDims d = conv_dims(x_shape, w.shape(), dy.shape(2), dy.shape(3), g.groups);
+  return implicit_conv("conv2d_backward_input", x_shape, dy, [&](auto tag, auto* dx) {
     using T = decltype(tag);
-    const ConvDims d = conv_dims(dx.shape(), w.shape(), dy.shape(2), dy.shape(3), g.groups);
-    const InputGradOps<T> ops{dy.data<T>(), w.data<T>(), dx.data<T>(), d, g};
-    launch_implicit<T>("conv2d_backward_input", ops, dy.device().index);
+    return InputGradOps<T>{dy.data<T>(), w.data<T>(), dx, d, g};
   });
-  return dx;
 }
 
 Array conv2d_direct_backward_weight(const Array& dy, const Array& x, const Shape& w_shape, const Conv2dGeom& g) {
-  Array dw = Array::empty(w_shape, dy.dtype(), dy.device());
-  dispatch_f32_f64(dy.dtype(), "conv2d_backward_weight", [&](auto tag) {
+  const ConvDims d = conv_dims(x.shape(), w_shape, dy.shape(2), dy.shape(3), g.groups);
+  return implicit_conv("conv2d_backward_weight", w_shape, dy, [&](auto tag, auto* dw) {
     using T = decltype(tag);
-    const ConvDims d = conv_dims(x.shape(), dw.shape(), dy.shape(2), dy.shape(3), g.groups);
-    const WeightGradOps<T> ops{dy.data<T>(), x.data<T>(), dw.data<T>(), d, g};
-    launch_implicit<T>("conv2d_backward_weight", ops, dy.device().index);
+    return WeightGradOps<T>{dy.data<T>(), x.data<T>(), dw, d, g};
   });
-  return dw;
 }
 
 }  // namespace ember::cuda
