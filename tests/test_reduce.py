@@ -71,6 +71,24 @@ def test_argmax_first_of_ties_and_nan(device):
     assert np.isnan(x.amax(1).cpu().numpy()[1]) and np.isnan(x.max().item())
 
 
+@pytest.mark.parametrize("n", [1, 7, 33, 2049])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_argmax_argmin_rows_with_ties_and_nans_match_numpy(n, dtype, device):
+    """Rows (the float32 vector path on the CPU) and columns: the first extreme, a NaN winning (as
+    NumPy's argmax/argmin), ties far apart, all-equal rows."""
+    r, _ = rng()
+    a = np.round(r.standard_normal((6, n)) * 2).astype(dtype)  # rounded: many ties
+    a[1] = a[1, 0]  # all equal
+    a[2, n // 2] = np.nan
+    a[3, n - 1] = np.nan
+    a[4, n // 3] = a[4].max() + 1
+    a[4, n - 1] = a[4, n // 3]
+    t = em.tensor(a, device=device)
+    for dim in (1, 0):
+        np.testing.assert_array_equal(t.argmax(dim).cpu().numpy(), np.argmax(a, axis=dim))
+        np.testing.assert_array_equal(t.argmin(dim).cpu().numpy(), np.argmin(a, axis=dim))
+
+
 def test_full_max_gradient_split_among_ties():
     x = em.tensor([1.0, 4.0, 4.0, 2.0], requires_grad=True)
     x.max().backward()

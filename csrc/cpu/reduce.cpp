@@ -75,6 +75,27 @@ void rows_f32(const float* x, float* out, int64_t outer, int64_t n, double empty
   for (int64_t o = 0; o < outer; ++o) out[o] = merge_finish(&partial[size_t(o * splits)], splits);
 }
 
+// float32 argmax/argmin along rows (inner == 1): the row's extreme by the vector max/min loop, then
+// the first index holding it by a scan that stops there; a row with a NaN gives its first NaN (NaN
+// wins, as in PyTorch and as ExtAcc decides). Two passes, but the generic fold's per-element compare
+// chain was three times slower.
+void arg_rows_f32(const float* x, int64_t* out, int64_t outer, int64_t n, bool max) {
+  const auto extreme = max ? simd().max_f32 : simd().min_f32;
+  parallel_for(outer, std::max<int64_t>(1, kGrainElementwise / n), [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o) {
+      const float* row = x + o * n;
+      const float m = extreme(row, n);
+      int64_t i = 0;
+      if (std::isnan(m)) {
+        while (!std::isnan(row[i])) ++i;
+      } else {
+        while (row[i] != m) ++i;
+      }
+      out[o] = i;
+    }
+  });
+}
+
 // float32 sums over a dim that is not last: the vector column loop of simd/kernels.cpp adds 256 rows
 // at a time into float partials, which are then added in double (error ~ sqrt(n) eps, like rows).
 // Columns go in chunks of kColChunk (16 KiB of each row: long enough runs for the prefetchers).
@@ -123,6 +144,10 @@ void reduce_typed(ReduceOp op, const Array& x, Array& out, int64_t outer, int64_
     }
     if (inner > 1 && n > 0 && (op == ReduceOp::sum || op == ReduceOp::mean)) {
       sum_cols(xp, out.data<float>(), outer, n, inner, op == ReduceOp::mean ? 1.0 / double(n) : 1.0);
+      return;
+    }
+    if (inner == 1 && n > 0 && (op == ReduceOp::argmax || op == ReduceOp::argmin)) {
+      arg_rows_f32(xp, out.data<int64_t>(), outer, n, op == ReduceOp::argmax);
       return;
     }
     if (inner == 1 && n > 0 && (op == ReduceOp::max || op == ReduceOp::min)) {
