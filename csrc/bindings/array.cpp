@@ -33,7 +33,13 @@ void init_array(py::module_& m) {
       .def("clone", &Array::clone)
       .def("astype", [](const Array& a, const std::string& t) { return a.astype(dt(t)); })
       .def("to", [](const Array& a, const std::string& d) { return a.to(dev(d)); })
-      .def("copy_", [](Array& dst, const Array& src) { copy_(dst, src); });
+      .def("copy_", [](Array& dst, const Array& src) { copy_(dst, src); })
+      .def("item", [](const Array& a) -> py::object {  // the Python type of the dtype's values
+        const ScalarValue v = item(a);
+        if (v.floating) return py::float_(v.real);
+        if (a.dtype() == DType::bool_) return py::bool_(v.integer != 0);
+        return py::int_(v.integer);
+      });
 
   m.def("empty", [](const Shape& s, const std::string& t, const std::string& d) { return Array::empty(s, dt(t), dev(d)); });
   m.def("full", [](const Shape& s, double v, const std::string& t, const std::string& d) { return full(s, v, dt(t), dev(d)); });

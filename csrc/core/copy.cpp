@@ -1,9 +1,11 @@
-// Copies between any layouts and devices, fills, arange, cat and stack.
+// Copies between any layouts and devices, fills, arange, cat and stack, and item.
 // Backends receive only checked, same-device operands (backend.h).
 #include "core/ops.h"
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include "core/backend.h"
+#include "core/dispatch.h"
 
 namespace ember {
 
@@ -74,6 +76,18 @@ Array stack(const std::vector<Array>& xs, int dim) {
     parts.push_back(x.unsqueeze(dim));
   }
   return cat(parts, dim);
+}
+
+ScalarValue item(const Array& a) {
+  EMBER_CHECK(a.numel() == 1, "item", "only one-element tensors convert to a Python scalar, got shape ",
+              shape_str(a.shape()));
+  const Array host = a.device().kind == Device::cpu ? a : a.to(Device{});
+  return dispatch_all(host.dtype(), "item", [&](auto tag) {
+    using T = decltype(tag);
+    const auto v = compute_t<T>(*static_cast<const T*>(host.raw()));  // 16-bit floats widen exactly
+    if constexpr (std::is_floating_point_v<decltype(v)>) return ScalarValue{true, double(v), 0};
+    else return ScalarValue{false, 0.0, int64_t(v)};
+  });
 }
 
 }  // namespace ember

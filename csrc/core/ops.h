@@ -99,6 +99,10 @@ Array full(const Shape& shape, double value, DType dtype, Device device);
 Array arange(double start, double stop, double step, DType dtype, Device device);
 Array cat(const std::vector<Array>& xs, int dim);
 Array stack(const std::vector<Array>& xs, int dim);
+// The value of a one-element array (copied to the host first when it lives on a device): `real` for
+// floating dtypes, `integer` for the integer dtypes and bool (what Python's float/int/bool hold).
+struct ScalarValue { bool floating; double real; int64_t integer; };
+ScalarValue item(const Array& a);
 
 // Random fills from the counter-based Philox stream (seed, offset); same numbers on CPU and CUDA.
 Array random_uniform(const Shape& shape, double lo, double hi, uint64_t seed, uint64_t offset, DType dtype, Device device);

@@ -124,14 +124,7 @@ class Tensor:
         return self.__array__()
 
     def item(self):
-        a = self._a
-        if a.numel() != 1:
-            raise ValueError(f"[item] only one-element tensors convert to a Python scalar, got shape {self.shape}")
-        if a.device != "cpu":
-            a = a.to("cpu")
-        if a.dtype in ("bfloat16", "float16"):
-            a = a.astype("float32")  # exact: every 16-bit float is a float32
-        return _C.to_numpy(a).item()  # NumPy's item: float32/64 -> float, ints -> int, bool -> bool
+        return self._a.item()  # NumPy's item: float32/64 -> float, ints -> int, bool -> bool
 
     def tolist(self):
         t = self.cpu().detach()
