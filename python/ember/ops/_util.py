@@ -28,6 +28,16 @@ def records(a, b=None) -> bool:
     return (a.requires_grad or (b is not None and b.requires_grad)) and _grad_state.enabled
 
 
+def records_any(tensors) -> bool:
+    """records() for a list of inputs (cat, stack)."""
+    if not _grad_state.enabled:
+        return False
+    for t in tensors:
+        if t.requires_grad:
+            return True
+    return False
+
+
 def norm_dim(dim, ndim, op) -> int:
     """dim in [-ndim, ndim) as a non-negative index (a 0-d tensor accepts 0 and -1, as PyTorch)."""
     n = builtins.max(ndim, 1)
@@ -46,13 +56,13 @@ def scalar_dtype(value, like: Tensor):
     return like.dtype if like.dtype.is_floating_point else _dt.float32
 
 
-_FLOATING = frozenset(("float32", "float64", "float16", "bfloat16"))
+FLOATING = frozenset(("float32", "float64", "float16", "bfloat16"))  # floating dtypes, by _C.Array.dtype name
 
 
 def _python_scalar_dtype(kind, like_dtype: str) -> str:
     """scalar_dtype for a Python bool/int/float next to an array of dtype like_dtype, by name."""
     if kind is builtins.float:
-        return like_dtype if like_dtype in _FLOATING else "float32"
+        return like_dtype if like_dtype in FLOATING else "float32"
     if kind is builtins.int and like_dtype == "bool":
         return "int64"
     return like_dtype

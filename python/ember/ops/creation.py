@@ -32,7 +32,7 @@ def _shape(size, op) -> list:
         shape = [operator.index(s) for s in size]
     except TypeError:
         raise TypeError(f"[{op}] expected integers for the shape, got {size!r}") from None
-    if any(s < 0 for s in shape):
+    if shape and min(shape) < 0:
         raise ValueError(f"[{op}] negative dimension in shape {tuple(shape)}")
     return shape
 
@@ -46,14 +46,24 @@ def _host_memory_bytes() -> int:
         return 0
 
 
+_ADDRESSABLE = 2 ** 63 - 1  # bytes: past this the C++ size arithmetic would overflow
+
+
+@functools.lru_cache(maxsize=8)
+def _size_limit(device):
+    """(bytes, what they are) a new tensor on device may take: the host's memory on the CPU."""
+    host = _host_memory_bytes()
+    if device == "cpu" and 0 < host < _ADDRESSABLE:
+        return host, f"this machine's memory ({host / 2 ** 30:.1f} GiB)"
+    return _ADDRESSABLE, "the 2^63 bytes an array can address"
+
+
 def _check_size(op, shape, dtype, device):
     """Refuses, before any allocation, a tensor whose byte count (exact, in Python ints) cannot be
     addressed (>= 2^63, where the C++ size arithmetic would overflow) or exceeds the host's memory."""
-    nbytes = math.prod(shape) * _dt.get_dtype(dtype).itemsize
-    limit, what = 2 ** 63 - 1, "the 2^63 bytes an array can address"
-    host = _host_memory_bytes()
-    if device == "cpu" and 0 < host < limit:
-        limit, what = host, f"this machine's memory ({host / 2 ** 30:.1f} GiB)"
+    itemsize = _dt.get_dtype(dtype).itemsize
+    nbytes = math.prod(shape) * itemsize
+    limit, what = _size_limit(device)
     if nbytes > limit:
         raise MemoryError(f"[{op}] shape {tuple(shape)} of {_dt.get_dtype(dtype).name} needs {nbytes} bytes "
                           f"({nbytes / 2 ** 30:.4g} GiB), more than {what}")
@@ -116,7 +126,8 @@ def _resolve_dtype(dtype, default=_dt.float32):
 
 
 def _filled(op, shape, fill_value, dtype, device, requires_grad) -> Tensor:
-    dtype, device = _resolve_dtype(dtype), _dev(device)
+    dtype = "float32" if dtype is None else _dt.get_dtype(dtype).name
+    device = "cpu" if device is None else _dev(device)
     _check_size(op, shape, dtype, device)
     return Tensor._wrap(_C.full(shape, float(fill_value), dtype, device), requires_grad=requires_grad)
 

@@ -135,6 +135,10 @@ def advanced_setitem(x, key, v):
 
 
 def getitem(x, key):
+    if type(key) is int:  # x[i], the commonest key: one select step, no general plan
+        shape = x._a.shape
+        if shape and -shape[0] <= key < shape[0]:
+            return strided_view(x, [("select", 0, key % shape[0])])
     steps, advanced = basic_plan(x.shape, key)
     y = strided_view(x, steps)
     return advanced_index(y, advanced) if advanced else y

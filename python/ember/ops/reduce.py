@@ -7,7 +7,7 @@ from collections import namedtuple
 
 from .. import _C
 from ..tensor import Tensor
-from ._util import make, norm_dim, wrap
+from ._util import make, norm_dim, records, wrap
 from .elementwise import exp, sqrt
 
 R, B, U = _C.ReduceOp, _C.BinaryOp, _C.UnaryOp
@@ -17,6 +17,8 @@ values_indices = namedtuple("values_indices", ["values", "indices"])
 def _dims(dim, ndim, op):
     if dim is None:
         return []
+    if type(dim) is int and -ndim <= dim < ndim:  # one valid dim, the usual call: no set, no sort
+        return [dim % ndim]
     dims = sorted({norm_dim(d, ndim, op) for d in ([dim] if isinstance(dim, int) else dim)})
     return dims if ndim else []
 
@@ -35,14 +37,18 @@ def _reduce(op, x, dim, keepdim, correction=1, name=None):
 
 
 def sum(x, dim=None, keepdim=False):  # noqa: A001 - PyTorch's name
-    dims = _dims(dim, x.ndim, "sum")
-    return make(_C.reduce(R.sum, x._a, dims, keepdim), (x,),
-                lambda g: (_grad_to_input(g, x.shape, dims, keepdim),), "sum")
+    dims = _dims(dim, x._a.ndim, "sum")
+    out = _C.reduce(R.sum, x._a, dims, keepdim)
+    if not records(x):
+        return wrap(out)
+    return make(out, (x,), lambda g: (_grad_to_input(g, x.shape, dims, keepdim),), "sum")
 
 
 def mean(x, dim=None, keepdim=False):
-    dims = _dims(dim, x.ndim, "mean")
+    dims = _dims(dim, x._a.ndim, "mean")
     out = _C.reduce(R.mean, x._a, dims, keepdim)
+    if not records(x):
+        return wrap(out)
     count = x.numel() // builtins.max(1, out.numel()) if x.numel() else 0
 
     def backward(g):

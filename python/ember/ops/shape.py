@@ -11,7 +11,7 @@ import numpy as np
 from .. import _C
 from .. import dtypes as _dt
 from ..tensor import Tensor
-from ._util import make, norm_dim, unbroadcast, wrap
+from ._util import make, norm_dim, records, records_any, unbroadcast, wrap
 from .creation import _dev
 
 
@@ -24,13 +24,29 @@ def _sizes(shape, op):
         raise TypeError(f"[{op}] expected integers, got {tuple(shape)!r}") from None
 
 
+def _shape_arg(shape):
+    """A shape given as ints or as one sequence, passed on as it is: the binding converts the ints
+    (anything with __index__) and raises TypeError otherwise, which _sizes then words."""
+    return shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
 def reshape(x, *shape):
-    out = x._a.reshape(_sizes(shape, "reshape"))
+    try:
+        out = x._a.reshape(_shape_arg(shape))
+    except TypeError:
+        out = x._a.reshape(_sizes(shape, "reshape"))
+    if not records(x):
+        return wrap(out)
     return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "reshape")
 
 
 def view(x, *shape):
-    out = x._a.view(_sizes(shape, "view"))
+    try:
+        out = x._a.view(_shape_arg(shape))
+    except TypeError:
+        out = x._a.view(_sizes(shape, "view"))
+    if not records(x):
+        return wrap(out)
     return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "view")
 
 
@@ -54,6 +70,8 @@ def unflatten(x, dim, sizes):
 def permute(x, *dims):
     dims = _sizes(dims, "permute")
     out = x._a.permute(dims)
+    if not records(x):
+        return wrap(out)
     inverse = [0] * len(dims)
     for i, d in enumerate(dims):
         inverse[d % len(dims)] = i
@@ -62,17 +80,22 @@ def permute(x, *dims):
 
 def transpose(x, dim0, dim1):
     out = x._a.transpose(dim0, dim1)
+    if not records(x):
+        return wrap(out)
     return make(out, (x,), lambda g: (wrap(g._a.transpose(dim0, dim1)),), "transpose")
 
 
 def t(x):
-    if x.ndim > 2:
+    ndim = x._a.ndim
+    if ndim > 2:
         raise ValueError(f"[t] expects a tensor of <= 2 dims, got shape {x.shape}")
-    return transpose(x, 0, 1) if x.ndim == 2 else x
+    return transpose(x, 0, 1) if ndim == 2 else x
 
 
 def unsqueeze(x, dim):
     out = x._a.unsqueeze(dim)
+    if not records(x):
+        return wrap(out)
     d = dim if dim >= 0 else dim + x.ndim + 1
     return make(out, (x,), lambda g: (wrap(g._a.squeeze(d)),), "unsqueeze")
 
@@ -89,7 +112,12 @@ def squeeze(x, dim=None):
 
 
 def expand(x, *shape):
-    out = x._a.expand(_sizes(shape, "expand"))
+    try:
+        out = x._a.expand(_shape_arg(shape))
+    except TypeError:
+        out = x._a.expand(_sizes(shape, "expand"))
+    if not records(x):
+        return wrap(out)
     return make(out, (x,), lambda g: (unbroadcast(g, x.shape),), "expand")
 
 
@@ -153,6 +181,8 @@ def cat(tensors, dim=0):
     if not tensors:
         raise ValueError("[cat] expects a non-empty list of tensors")
     out = _C.cat([t._a for t in tensors], dim)
+    if not records_any(tensors):
+        return wrap(out)
     d = dim % tensors[0].ndim if tensors[0].ndim else 0
 
     def backward(g):
@@ -224,8 +254,6 @@ def basic_plan(shape, key):
     their positions in the result of those steps."""
     if not isinstance(key, tuple):
         key = (key,)
-    if builtins.sum(1 for k in key if k is Ellipsis) > 1:
-        raise IndexError("[index] an index can only have a single ellipsis")
 
     def width(k):  # dims of the source a key entry consumes
         if k is None or k is Ellipsis:
@@ -234,7 +262,16 @@ def basic_plan(shape, key):
             return builtins.max(k.ndim, 1)
         return 1
 
-    consumed = builtins.sum(width(k) for k in key)
+    consumed = ellipses = 0
+    for k in key:  # one pass; ints and slices, the usual keys, by type alone
+        if type(k) is int or type(k) is slice:
+            consumed += 1
+        elif k is Ellipsis:
+            ellipses += 1
+        else:
+            consumed += width(k)
+    if ellipses > 1:
+        raise IndexError("[index] an index can only have a single ellipsis")
     if consumed > len(shape):
         raise IndexError(f"[index] too many indices for a tensor of shape {tuple(shape)}")
     cur = list(shape)
@@ -290,10 +327,13 @@ def strided_view(x, steps):
     matching view."""
     if not steps:
         return x
+    out = apply_steps(x._a, steps)
+    if not records(x):
+        return wrap(out)
 
     def backward(g):
         z = _C.full(list(x.shape), 0.0, g._a.dtype, g._a.device)
         apply_steps(z, steps).copy_(g._a)
         return (wrap(z),)
 
-    return make(apply_steps(x._a, steps), (x,), backward, "getitem")
+    return make(out, (x,), backward, "getitem")
