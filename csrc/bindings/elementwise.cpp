@@ -20,7 +20,10 @@ void init_elementwise(py::module_& m) {
   m.def("unary", &unary, py::arg("op"), py::arg("x"), py::arg("lo") = 0.0, py::arg("hi") = 0.0);
   m.def("unary_backward", &unary_backward, py::arg("op"), py::arg("x"), py::arg("grad"),
         py::arg("lo") = 0.0, py::arg("hi") = 0.0);
+  py::enum_<ScalarKind>(m, "ScalarKind")
+      .value("boolean", ScalarKind::boolean).value("integer", ScalarKind::integer).value("real", ScalarKind::real);
   m.def("binary", &binary);
+  m.def("binary_scalar", &binary_scalar);
   m.def("where", &where);
 }
 

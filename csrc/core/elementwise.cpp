@@ -64,6 +64,17 @@ Array binary(BinaryOp op, const Array& a, const Array& b) {
   return out;
 }
 
+static DType scalar_dtype(ScalarKind kind, DType like) {
+  if (kind == ScalarKind::real) return is_floating(like) ? like : DType::float32;
+  if (kind == ScalarKind::integer && like == DType::bool_) return DType::int64;
+  return like;
+}
+
+Array binary_scalar(BinaryOp op, const Array& a, double value, ScalarKind kind, bool reversed) {
+  const Array number = full({}, value, scalar_dtype(kind, a.dtype()), a.device());
+  return reversed ? binary(op, number, a) : binary(op, a, number);
+}
+
 Array where(const Array& cond, const Array& a, const Array& b) {
   check_same_device("where", cond, a);
   check_same_device("where", a, b);

@@ -28,6 +28,11 @@ Array unary(UnaryOp op, const Array& x, double lo = 0, double hi = 0);
 // grad * d op(x) / dx, in one pass (the backward of unary).
 Array unary_backward(UnaryOp op, const Array& x, const Array& grad, double lo = 0, double hi = 0);
 Array binary(BinaryOp op, const Array& a, const Array& b);
+// a (op) a Python number, or number (op) a when reversed, without the number becoming an array in
+// Python. The number takes a's dtype, except that a real next to an integer or bool array is float32
+// and an integer next to a bool array is int64 (PyTorch's rule for Python scalars).
+enum class ScalarKind : uint8_t { boolean, integer, real };
+Array binary_scalar(BinaryOp op, const Array& a, double value, ScalarKind kind, bool reversed);
 Array where(const Array& cond, const Array& a, const Array& b);
 
 // Reductions over any set of dims (empty = all). var uses `correction` (1 = unbiased).

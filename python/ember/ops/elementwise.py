@@ -19,7 +19,7 @@ def _unary(op, x: Tensor, lo=0.0, hi=0.0) -> Tensor:
     out = _C.unary(op, x._a, lo, hi)
     if not records(x):
         return wrap(out)
-    return make(out, (x,), lambda g: (wrap(_C.unary_backward(op, x._a, g._a, lo, hi)),), op.name)
+    return make(out, (x,), lambda g: (wrap(_C.unary_backward(op, x._a, g._a, lo, hi)),), op)
 
 
 def neg(x): return _unary(U.neg, x)
@@ -67,8 +67,30 @@ def _operands(a, b):
     raise TypeError(f"[binary] expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
 
 
+_SCALAR_KINDS = {bool: _C.ScalarKind.boolean, int: _C.ScalarKind.integer, float: _C.ScalarKind.real}
+
+
+def _with_number(op, a, b):
+    """tensor (op) Python number, or number (op) tensor, outside the graph: one core call, the number
+    never a Tensor (x * 0.5 cost twice x * y that way). None where it does not apply: a graph to
+    record, or an operand that is not a plain bool/int/float."""
+    if isinstance(a, Tensor):
+        t, number, reversed_ = a, b, False
+    elif isinstance(b, Tensor):
+        t, number, reversed_ = b, a, True
+    else:
+        return None
+    kind = _SCALAR_KINDS.get(type(number))
+    if kind is None or records(t):
+        return None
+    return wrap(_C.binary_scalar(op, t._a, number, kind, reversed_))
+
+
 def _binary(op, a, b, grads, name=None):
     if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        out = _with_number(op, a, b)
+        if out is not None:
+            return out
         a, b = _operands(a, b)
     out = _C.binary(op, a._a, b._a)
     if not records(a, b):
@@ -79,7 +101,7 @@ def _binary(op, a, b, grads, name=None):
         return (None if ga is None else unbroadcast(ga, a.shape),
                 None if gb is None else unbroadcast(gb, b.shape))
 
-    return make(out, (a, b), backward, name or op.name)
+    return make(out, (a, b), backward, name or op)
 
 
 def _add_grads(g, a, b, o): return g, g
@@ -95,6 +117,11 @@ def mul(a, b): return _binary(B.mul, a, b, _mul_grads)
 def div(a, b):
     """True division; integer inputs are divided as float32 (PyTorch's rule)."""
     if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        t = a if isinstance(a, Tensor) else b
+        if isinstance(t, Tensor) and t._a.dtype in FLOATING:  # the result is t's dtype: no int rule
+            out = _with_number(B.div, a, b)
+            if out is not None:
+                return out
         a, b = _operands(a, b)
     if a._a.dtype not in FLOATING and b._a.dtype not in FLOATING:
         a, b = a.float(), b.float()
@@ -140,7 +167,11 @@ def minimum(a, b):
 
 def _compare(op):
     def fn(a, b):
-        a, b = _operands(a, b)
+        if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+            out = _with_number(op, a, b)
+            if out is not None:
+                return out
+            a, b = _operands(a, b)
         return wrap(_C.binary(op, a._a, b._a))
     fn.__name__ = op.name
     return fn
