@@ -162,6 +162,28 @@ def test_softmax_with_neg_inf_entries(device):
     assert_close(em.log_softmax(x, 1).cpu().numpy(), log_want, tolerance("float32"), atol=1e-6)
 
 
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_softmax_edge_inputs(log, device):
+    """The fused kernel's edges: empty, 0-d, one column, 16-bit and integer input, NaN/inf rows."""
+    fn = em.log_softmax if log else em.softmax
+    ref = np_log_softmax if log else np_softmax
+    assert fn(em.zeros(0, 5, device=device), 1).shape == (0, 5)
+    assert fn(em.zeros(3, 0, device=device), 1).shape == (3, 0)
+    assert fn(em.tensor(2.0, device=device), 0).item() == (0.0 if log else 1.0)
+    np.testing.assert_allclose(fn(em.randn(4, 1, device=device), 1).cpu().numpy(), np.full((4, 1), 0.0 if log else 1.0))
+    r, _ = rng()
+    a = r.standard_normal((3, 37))
+    for dtype, tol in (("float16", 2e-3), ("bfloat16", 1e-2)):
+        got = fn(em.tensor(a, dtype=dtype, device=device), 1)
+        assert got.dtype.name == dtype
+        np.testing.assert_allclose(got.float().cpu().numpy(), ref(a, 1), atol=tol * 8, rtol=tol * 4)
+    ints = fn(em.tensor([[1, 2, 3]], device=device), 1)
+    assert ints.dtype == em.float32
+    np.testing.assert_allclose(ints.cpu().numpy(), ref(np.array([[1.0, 2.0, 3.0]]), 1), rtol=1e-6)
+    bad = fn(em.tensor([[0.0, np.nan, 1.0], [1.0, np.inf, 0.0], [1.0, 2.0, 3.0]], device=device), 1).cpu().numpy()
+    assert np.isnan(bad[:2]).all() and np.isfinite(bad[2]).all()  # the same on every backend
+
+
 def test_softmax_large_logits_do_not_overflow(device):
     x = em.tensor([[1000.0, 1001.0, 999.0]], device=device)
     assert_close(em.softmax(x, 1).cpu().numpy(), np_softmax(np.array([[1000.0, 1001.0, 999.0]]), 1), tolerance("float32"))

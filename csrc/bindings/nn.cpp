@@ -92,6 +92,7 @@ void init_nn(py::module_& m) {
     RnnSequenceGrads g = rnn_sequence_backward(seq, w_hh, dy);
     return py::make_tuple(g.dxg, g.dhg, g.dh0, g.dc0.defined() ? py::cast(g.dc0) : py::none());
   });
+  m.def("softmax", &softmax, py::arg("x"), py::arg("dim"), py::arg("log"));
   m.def("cross_entropy", &cross_entropy, py::arg("logits"), py::arg("targets"), py::arg("ignore_index"),
         py::arg("label_smoothing"));
   m.def("cross_entropy_backward", &cross_entropy_backward, py::arg("logits"), py::arg("targets"), py::arg("lse"),

@@ -44,6 +44,8 @@
   /* softmax.{cpp,cu}: logits contiguous (rows, classes), targets contiguous int64 (rows,). */     \
   void cross_entropy(const Array& logits, const Array& targets, Array& loss, Array& lse,           \
                      int64_t ignore_index, double label_smoothing);                                \
+  /* softmax or log_softmax of each row of x (rows, n), n > 0, contiguous, into out (same shape). */  \
+  void softmax(const Array& x, Array& out, bool log);                                              \
   void cross_entropy_backward(const Array& logits, const Array& targets, const Array& lse,         \
                               const Array& grad_rows, Array& grad_logits, int64_t ignore_index,    \
                               double label_smoothing);                                             \

@@ -143,6 +143,11 @@ std::pair<Array, Array> cross_entropy(const Array& logits, const Array& targets,
 Array cross_entropy_backward(const Array& logits, const Array& targets, const Array& lse, const Array& grad_rows,
                              int64_t ignore_index, double label_smoothing);
 
+// softmax / log_softmax along dim, one fused pass per row (core/softmax.cpp moves dim last when it
+// is not): out = exp(x - m) / s or x - m - log(s), m the row's max and s the sum of exp(x - m), so
+// a row with a NaN or an infinity gives NaN on every backend. Integer input is computed in float32.
+Array softmax(const Array& x, int dim, bool log);
+
 // A whole recurrent layer in one direction (core/rnn.cpp; the gate math in core/rnn_math.h): xg
 // (T, B, G*H) the input projection of every step (W_ih x + b_ih, one GEMM), a buffer the layer
 // takes over: each step adds its hidden projection into it and the cell overwrites it with the

@@ -1,6 +1,7 @@
-// Fused log-softmax + cross-entropy: target range checks and the compute dtype.
+// Fused log-softmax + cross-entropy (target range checks, the compute dtype) and softmax itself.
 // Backends receive only checked, same-device operands (backend.h).
 #include "core/ops.h"
+#include <algorithm>
 #include "core/backend.h"
 
 namespace ember {
@@ -30,11 +31,11 @@ static void check_cross_entropy(const Array& logits, const Array& targets) {
                 dtype_name(logits.dtype()));
 }
 
-// CPU kernels compute in float32/float64; 16-bit logits are widened there and the results rounded
-// back. CUDA reads 16-bit logits as they are. Per-row losses and log-sum-exps are float32 (float64
+// CPU kernels compute in float32/float64; 16-bit inputs are widened there and the results rounded
+// back. CUDA reads 16-bit inputs as they are. Per-row losses and log-sum-exps are float32 (float64
 // for float64 logits) on both.
-static DType loss_compute_dtype(const Array& logits) {
-  return (logits.device().kind == Device::cpu && itemsize(logits.dtype()) == 2) ? DType::float32 : logits.dtype();
+static DType row_compute_dtype(const Array& x) {
+  return (x.device().kind == Device::cpu && itemsize(x.dtype()) == 2) ? DType::float32 : x.dtype();
 }
 
 std::pair<Array, Array> cross_entropy(const Array& logits_in, const Array& targets_in, int64_t ignore_index,
@@ -44,7 +45,7 @@ std::pair<Array, Array> cross_entropy(const Array& logits_in, const Array& targe
               label_smoothing);
   Array targets = targets_in.astype(DType::int64).contiguous();
   check_targets(targets, logits_in.shape(1), ignore_index, logits_in.shape());
-  DType ct = loss_compute_dtype(logits_in);
+  DType ct = row_compute_dtype(logits_in);
   Array logits = logits_in.astype(ct).contiguous();
   const DType acc = ct == DType::float64 ? DType::float64 : DType::float32;  // per-row results
   Array loss = Array::empty({logits.shape(0)}, acc, logits.device());
@@ -56,7 +57,7 @@ std::pair<Array, Array> cross_entropy(const Array& logits_in, const Array& targe
 Array cross_entropy_backward(const Array& logits_in, const Array& targets_in, const Array& lse, const Array& grad_rows,
                              int64_t ignore_index, double label_smoothing) {
   check_cross_entropy(logits_in, targets_in);
-  DType ct = loss_compute_dtype(logits_in);
+  DType ct = row_compute_dtype(logits_in);
   EMBER_CHECK(lse.shape() == Shape{logits_in.shape(0)} && grad_rows.shape() == Shape{logits_in.shape(0)},
               "cross_entropy_backward", "lse and grad_rows must have shape (", logits_in.shape(0), ",)");
   Array logits = logits_in.astype(ct).contiguous(), targets = targets_in.astype(DType::int64).contiguous();
@@ -65,6 +66,25 @@ Array cross_entropy_backward(const Array& logits_in, const Array& targets_in, co
   Array out = Array::empty(logits.shape(), ct, logits.device());
   EMBER_ON_DEVICE(logits.device(), cross_entropy_backward, logits, targets, l, g, out, ignore_index, label_smoothing);
   return out.astype(logits_in.dtype());
+}
+
+Array softmax(const Array& x_in, int dim, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  const int nd = x_in.ndim(), d = normalize_dim(dim, std::max(nd, 1), name);
+  const Array x = is_floating(x_in.dtype()) ? x_in : x_in.astype(DType::float32);
+  if (x.numel() == 0) return Array::empty(x.shape(), x.dtype(), x.device());
+  // The kernels take contiguous rows: dim moved last (a view; the copy below compacts it) and back.
+  const bool last = nd == 0 || d == nd - 1;
+  const Array xt = last ? x : x.transpose(d, nd - 1);
+  const DType compute = row_compute_dtype(x);
+  const Array xc = (xt.dtype() == compute ? xt : xt.astype(compute)).contiguous();
+  const int64_t n = nd == 0 ? 1 : xt.shape(nd - 1);
+  const Array rows = xc.reshape({xc.numel() / n, n});
+  Array out = Array::empty(rows.shape(), compute, x.device());
+  EMBER_ON_DEVICE(x.device(), softmax, rows, out, log);
+  out = out.reshape(xt.shape());
+  if (compute != x.dtype()) out = out.astype(x.dtype());
+  return last ? out : out.transpose(d, nd - 1);
 }
 
 }  // namespace ember

@@ -3,10 +3,13 @@
 // same row while it is in L1: lse - ((1 - eps) * x[target] + eps/C * sum_j x[j]). Nothing of size
 // rows x classes is written. Backward recomputes softmax from the saved lse in one pass:
 // d loss / d x[j] = g_row * (exp(x[j] - lse) - (1 - eps) [j == target] - eps/C).
+// Softmax and log-softmax of rows: the max, then exp(x - max) and its sum in one pass (the vector
+// loops of simd/kernels.cpp for float32), then one scaling pass.
 #include <cmath>
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "cpu/parallel.h"
+#include "cpu/simd/kernels.h"
 
 namespace ember::cpu {
 namespace {
@@ -25,6 +28,20 @@ template <typename T>
 T row_sum(const T* x, int64_t c) {
   T s = 0;
   for (int64_t j = 0; j < c; ++j) s += x[j];
+  return s;
+}
+
+// The row's max (NaN if it holds one) and, written into out, exp(x - max), returning their sum.
+float row_max(const float* x, int64_t n) { return simd().max_f32(x, n); }
+double row_max(const double* x, int64_t n) {
+  double m = x[0];
+  for (int64_t j = 1; j < n; ++j) m = (x[j] > m || std::isnan(x[j])) && !std::isnan(m) ? x[j] : m;
+  return m;
+}
+double exp_sum(const float* x, float shift, float* out, int64_t n) { return simd().exp_sum_f32(x, shift, out, n); }
+double exp_sum(const double* x, double shift, double* out, int64_t n) {
+  double s = 0;
+  for (int64_t j = 0; j < n; ++j) s += out[j] = std::exp(x[j] - shift);
   return s;
 }
 
@@ -73,6 +90,28 @@ void cross_entropy_backward(const Array& logits, const Array& targets, const Arr
         }
         for (int64_t j = 0; j < c; ++j) out[j] = g[r] * (std::exp(row[j] - l[r]) - spread);
         out[t[r]] -= g[r] * keep;
+      }
+    });
+  });
+}
+
+void softmax(const Array& x, Array& out, bool log) {
+  const int64_t rows = x.shape(0), n = x.shape(1);
+  dispatch_f32_f64(x.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    parallel_for(rows, grain_rows(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* in = x.data<T>() + r * n;
+        T* o = out.data<T>() + r * n;
+        const T m = row_max(in, n);
+        const double s = exp_sum(in, m, o, n);
+        if (log) {
+          const T shift = T(m + std::log(s));
+          for (int64_t j = 0; j < n; ++j) o[j] = in[j] - shift;
+        } else {
+          const T scale = T(1.0 / s);
+          for (int64_t j = 0; j < n; ++j) o[j] *= scale;
+        }
       }
     });
   });

@@ -31,6 +31,7 @@ void rmsprop_step(const Arrays&, const Arrays&, const Arrays&, const Arrays&, co
   no_cuda("rmsprop_step");
 }
 void cross_entropy(const Array&, const Array&, Array&, Array&, int64_t, double) { no_cuda("cross_entropy"); }
+void softmax(const Array&, Array&, bool log) { no_cuda(log ? "log_softmax" : "softmax"); }
 void cross_entropy_backward(const Array&, const Array&, const Array&, const Array&, Array&, int64_t, double) {
   no_cuda("cross_entropy");
 }

@@ -4,6 +4,7 @@
 // nothing of size rows x classes is written. Class counts up to a few thousand stay in L1 between
 // the passes; the backward is one more pass per row from the saved log-sum-exp. Logits are read in
 // their storage type (float16/bfloat16 too) and all arithmetic is float32 (float64 for float64).
+// Softmax and log-softmax of rows take the same warp per row: max, sum of exp(x - max), one write.
 #include <cmath>
 #include "core/backend.h"
 #include "core/dispatch.h"
@@ -58,6 +59,27 @@ __global__ void __launch_bounds__(kThreads) cross_entropy_backward_kernel(const 
   }
 }
 
+// out = exp(x - m) / s or x - m - log(s): the CPU's formula (m the max, s the sum of exp(x - m)), so
+// a row with a NaN (dropped by fmax, but then in s) or an infinity gives NaN on both backends.
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) softmax_kernel(const T* x, T* out, int64_t rows, int64_t n, bool log_) {
+  const int lane = threadIdx.x % dev::kWarp;
+  const int64_t r = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / dev::kWarp;
+  if (r >= rows) return;
+  const T* row = x + r * n;
+  A m = -INFINITY;
+  for (int64_t j = lane; j < n; j += dev::kWarp) m = fmax(m, A(compute_t<T>(row[j])));
+  m = dev::warp_all_max(m);
+  A s = 0;
+  for (int64_t j = lane; j < n; j += dev::kWarp) s += exp(A(compute_t<T>(row[j])) - m);
+  s = dev::warp_all_sum(s);
+  const A shift = log_ ? m + log(s) : m, scale = A(1) / s;
+  for (int64_t j = lane; j < n; j += dev::kWarp) {
+    const A z = A(compute_t<T>(row[j])) - shift;
+    out[r * n + j] = T(log_ ? z : exp(z) * scale);
+  }
+}
+
 unsigned row_blocks(int64_t rows) { return unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock); }
 
 namespace typed {
@@ -85,6 +107,17 @@ void cross_entropy_backward(const Array& logits, const Array& targets, const Arr
       A(1 - ls), A(ls / double(c)));
   CUDA_CHECK_LAUNCH("cross_entropy_backward");
 }
+
+template <typename T>
+void softmax(const Array& x, Array& out, bool log) {
+  using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  const int64_t rows = x.shape(0), n = x.shape(1);
+  const char* op = log ? "log_softmax" : "softmax";
+  DeviceGuard guard(x.device().index, op);
+  softmax_kernel<T, A><<<row_blocks(rows), kThreads, 0, stream_of(x.device().index)>>>(x.data<T>(), out.data<T>(),
+                                                                                      rows, n, log);
+  CUDA_CHECK_LAUNCH(op);
+}
 }  // namespace typed
 
 }  // namespace
@@ -101,6 +134,12 @@ void cross_entropy_backward(const Array& logits, const Array& targets, const Arr
   dispatch_float(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
     typed::cross_entropy_backward<decltype(tag)>(logits, targets, lse, grad_rows, grad_logits, ignore_index,
                                                  label_smoothing);
+  });
+}
+
+void softmax(const Array& x, Array& out, bool log) {
+  dispatch_float(x.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
+    typed::softmax<decltype(tag)>(x, out, log);
   });
 }
 
