@@ -125,11 +125,22 @@ def _resolve_dtype(dtype, default=_dt.float32):
     return (default if dtype is None else _dt.get_dtype(dtype)).name
 
 
-def _filled(op, shape, fill_value, dtype, device, requires_grad) -> Tensor:
+def _filled(op, size, fill_value, dtype, device, requires_grad) -> Tensor:
+    """A tensor of `size` (ints, or one sequence of them) holding fill_value. The common case runs
+    on the binding's own shape conversion and one product for the memory check; anything it refuses
+    is then checked again here, the slow way, for an error that names the op."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
     dtype = "float32" if dtype is None else _dt.get_dtype(dtype).name
     device = "cpu" if device is None else _dev(device)
-    _check_size(op, shape, dtype, device)
-    return Tensor._wrap(_C.full(shape, float(fill_value), dtype, device), requires_grad=requires_grad)
+    try:
+        if math.prod(size) * _dt.get_dtype(dtype).itemsize > _size_limit(device)[0]:
+            raise MemoryError
+        a = _C.full(size, float(fill_value), dtype, device)
+    except (TypeError, ValueError, MemoryError):
+        _check_size(op, _shape(size, op), dtype, device)  # raises the op's TypeError/ValueError/MemoryError
+        raise
+    return Tensor._wrap(a, requires_grad=requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -137,15 +148,15 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
         dtype = _dt.bool if isinstance(fill_value, bool) else (
             _dt.int64 if isinstance(fill_value, builtins.int) else _dt.float32)
     shape = _shape((size,) if isinstance(size, builtins.int) else tuple(size), "full")
-    return _filled("full", shape, fill_value, dtype, device, requires_grad)
+    return _filled("full", (shape,), fill_value, dtype, device, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _filled("zeros", _shape(size, "zeros"), 0.0, dtype, device, requires_grad)
+    return _filled("zeros", size, 0.0, dtype, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _filled("ones", _shape(size, "ones"), 1.0, dtype, device, requires_grad)
+    return _filled("ones", size, 1.0, dtype, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:

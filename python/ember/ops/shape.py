@@ -288,7 +288,8 @@ def basic_plan(shape, key):
             if k.step is not None and k.step <= 0:
                 raise ValueError(f"[index] slice step must be positive, got {k.step}")
             start, stop, step = k.indices(cur[dim])
-            steps.append(("slice", dim, start, stop, step))
+            if (start, stop, step) != (0, cur[dim], 1):  # x[:, j]: the whole dim is no step at all
+                steps.append(("slice", dim, start, stop, step))
             cur[dim] = builtins.max(0, -(-(stop - start) // step))
             dim += 1
             src += 1
