@@ -3,6 +3,9 @@ matmul through the Tensor API, a tiny MLP (784-32-10, batch 1 and 8) forward wit
 forward+backward with autograd, and one Keras `fit` step of a 10-feature MLP at batch 32, each next
 to NumPy (where it has the op) and PyTorch eager in the same run.
 
+Then the everyday small ops through the Tensor API (arithmetic with a scalar, unary, reductions,
+views, indexing, cat, creation, item) on 32x32 (1 element for item), ember against PyTorch eager.
+
 The Python layer's share is shown apart: the same add and matmul straight on `ember._C` arrays
 (`_C only` rows), so `Tensor` row - `_C only` row = what tensor.py/ops/ add per op.
 
@@ -66,6 +69,47 @@ def matmul_cases(torch, repeat):
         out.append(_case("matmul", f"{n}^3", lambda: ea @ eb, peers, ref, k=n, repeat=repeat))
         out.append(_case("matmul (_C only)", f"{n}^3", lambda: _C.matmul(ea._a, eb._a), peers, ref, k=n,
                          repeat=repeat))
+    return out
+
+
+# ---- everyday small ops through the Tensor API ----------------------------------------------------
+
+def _small_ops(em_or_torch, x, y, one):
+    """name -> (shape label, the op on this library's tensors); the same expressions for both."""
+    lib = em_or_torch
+    return {
+        "x * 2": ("32x32", lambda: x * 2.0), "x / y": ("32x32", lambda: x / y), "x ** 2": ("32x32", lambda: x ** 2),
+        "x - y": ("32x32", lambda: x - y), "relu": ("32x32", lambda: x.relu()), "exp": ("32x32", lambda: x.exp()),
+        "sum": ("32x32", lambda: x.sum()), "sum(1)": ("32x32", lambda: x.sum(1)), "mean": ("32x32", lambda: x.mean()),
+        "argmax(1)": ("32x32", lambda: x.argmax(1)), "softmax(-1)": ("32x32", lambda: x.softmax(-1)),
+        "x[3]": ("32x32", lambda: x[3]), "x[:, 1:5]": ("32x32", lambda: x[:, 1:5]),
+        "reshape": ("32x32", lambda: x.reshape(1024)), "t()": ("32x32", lambda: x.t()),
+        "cat": ("2x 32x32", lambda: lib.cat([x, y])), "zeros": ("32x32", lambda: lib.zeros(32, 32)),
+        "item": ("1", lambda: one.item()),
+    }
+
+
+def _small_op_reference(name, a, b, one):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    e = np.exp(a64 - a64.max(-1, keepdims=True))
+    return {"x * 2": a64 * 2, "x / y": a64 / b64, "x ** 2": a64 ** 2, "x - y": a64 - b64, "relu": np.maximum(a64, 0),
+            "exp": np.exp(a64), "sum": a64.sum(), "sum(1)": a64.sum(1), "mean": a64.mean(),
+            "argmax(1)": a64.argmax(1), "softmax(-1)": e / e.sum(-1, keepdims=True), "x[3]": a64[3],
+            "x[:, 1:5]": a64[:, 1:5], "reshape": a64.reshape(1024), "t()": a64.T, "cat": np.concatenate([a64, b64]),
+            "zeros": np.zeros((32, 32)), "item": float(one[0])}[name]
+
+
+def small_op_cases(torch, repeat):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((32, 32)).astype(np.float32), rng.standard_normal((32, 32)).astype(np.float32) + 3
+    one = rng.standard_normal(1).astype(np.float32)
+    ember_ops = _small_ops(em, em.tensor(a), em.tensor(b), em.tensor(one))
+    torch_ops = _small_ops(torch, torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(one)) if torch else {}
+    out = []
+    for name, (shape, fn) in ember_ops.items():
+        peers = {"torch": torch_ops[name][1]} if torch else {}
+        ref = _small_op_reference(name, a, b, one)
+        out.append(_case(name, shape, fn, peers, ref, k=1024 if name in ("sum", "mean") else 32, repeat=repeat))
     return out
 
 
@@ -230,4 +274,5 @@ def run(device="cpu", quick=False, repeat=20):
     if str(device).startswith("cuda"):
         raise ValueError("[bench overhead] measures CPU call overhead; run it with --device cpu")
     torch = torch_peer("cpu")
-    return binary_cases(torch, repeat) + matmul_cases(torch, repeat) + mlp_cases(torch, repeat) + [fit_case(torch, repeat)]
+    return (binary_cases(torch, repeat) + matmul_cases(torch, repeat) + small_op_cases(torch, repeat)
+            + mlp_cases(torch, repeat) + [fit_case(torch, repeat)])
