@@ -24,30 +24,27 @@ def _sizes(shape, op):
         raise TypeError(f"[{op}] expected integers, got {tuple(shape)!r}") from None
 
 
-def _shape_arg(shape):
-    """A shape given as ints or as one sequence, passed on as it is: the binding converts the ints
-    (anything with __index__) and raises TypeError otherwise, which _sizes then words."""
-    return shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+def _with_shape(method, shape, op):
+    """method(shape) for a shape given as ints or as one sequence, passed on as it is (the binding
+    converts anything with __index__); when the binding refuses it, _sizes says why."""
+    try:
+        return method(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+    except TypeError:
+        return method(_sizes(shape, op))
+
+
+def _reshaped(x, out, op):
+    if not records(x):
+        return wrap(out)
+    return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), op)
 
 
 def reshape(x, *shape):
-    try:
-        out = x._a.reshape(_shape_arg(shape))
-    except TypeError:
-        out = x._a.reshape(_sizes(shape, "reshape"))
-    if not records(x):
-        return wrap(out)
-    return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "reshape")
+    return _reshaped(x, _with_shape(x._a.reshape, shape, "reshape"), "reshape")
 
 
 def view(x, *shape):
-    try:
-        out = x._a.view(_shape_arg(shape))
-    except TypeError:
-        out = x._a.view(_sizes(shape, "view"))
-    if not records(x):
-        return wrap(out)
-    return make(out, (x,), lambda g: (wrap(g._a.reshape(list(x.shape))),), "view")
+    return _reshaped(x, _with_shape(x._a.view, shape, "view"), "view")
 
 
 def flatten(x, start_dim=0, end_dim=-1):
@@ -112,10 +109,7 @@ def squeeze(x, dim=None):
 
 
 def expand(x, *shape):
-    try:
-        out = x._a.expand(_shape_arg(shape))
-    except TypeError:
-        out = x._a.expand(_sizes(shape, "expand"))
+    out = _with_shape(x._a.expand, shape, "expand")
     if not records(x):
         return wrap(out)
     return make(out, (x,), lambda g: (unbroadcast(g, x.shape),), "expand")
