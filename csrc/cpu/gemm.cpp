@@ -14,8 +14,10 @@
 // stays in L1, so KC = L1 / (2 MR sizeof(T)); the KC x NC block of B (vector operand) stays in L2, so
 // NC = L2 / (2 KC sizeof(T)); the B micro-panels stream from it with prefetches (gemm_kernels.cpp).
 // EMBER_GEMM_KC / EMBER_GEMM_NC override them, for tuning.
+// Products under kSerialFlops (~0.8 MFLOP: 64^3, 8x8x8) skip all of that: one register-tile pass over
+// A and B where they lie (gemm_small), on one thread; a batch of them is split over the threads.
 // Threads: one parallel region per call, work split by rows or by columns (see gemm_blocked), so 2 to
-// 64 cores all get work whether M or N is small. Problems under ~0.5 MFLOP stay on one thread (a
+// 64 cores all get work whether M or N is small. Problems under kSerialFlops stay on one thread (a
 // parallel region costs microseconds); many small batched GEMMs run one per thread instead.
 #include <omp.h>
 #include <unistd.h>
@@ -312,9 +314,14 @@ void gemm_blocked(const Problem<T>& p, GemmMicrokernel<T> kernel, int mr, int nr
   if (error) std::rethrow_exception(error);
 }
 
-// Below this a parallel region costs more than it saves: a 64^3 product (0.52 MFLOP) measured 8.0 us
-// on one thread and 6.2 us on two (Zen 4, the threads still spinning from the previous call).
-constexpr double kSerialFlops = 5e5;
+// Below this a parallel region costs more than it saves, and products run on one thread (the small
+// path, gemm_small, takes most of them). Zen 5 (2 cores, quiet moments of a shared machine), us:
+// 64^3 (0.52 MFLOP) blocked 3.5 on one thread, 3.2-3.3 on two, small 2.8 on one; 72^3 (0.75 MFLOP)
+// small 4.2-4.3, blocked on two 4.4-4.6; 80^3 (1.0 MFLOP) small 5.0-5.2, blocked on two 4.7-6.1.
+// (It was 5e5, from 64^3 blocked on Zen 4: 8.0 us on one thread, 6.2 on two.) When the other cores
+// are busy, a region can wait a whole scheduler slice (ms) for its second thread: one more reason
+// not to fork for a few microseconds of work.
+constexpr double kSerialFlops = 8e5;
 
 // ---- one row or one column: matrix-vector ------------------------------------------------------
 // C (M x 1) = A @ b or C (1 x N) = a @ B as out[o] = sum_k mat(o, k) * vec(k) over the outputs o, on
@@ -389,30 +396,6 @@ bool gemv(const Problem<T>& p, int threads) {
 // 8x320 @ 320x64 5.4 vs 6.8, 8x784 @ 784x32 4.5 vs 7.7, 3x1000 @ 1000x40 6.6 vs 13.9).
 constexpr int64_t kDotMaxRows = 8, kDotMinDepth = 320;
 
-// Products of small depth with a row-major B (a weight gradient g^T @ x at a small batch, K = batch):
-// each row of C is the matrix-vector axpy form over the K rows of B, written straight into C. The
-// blocked path packs B and runs register tiles whose K loop is only K long. It wins for long rows or
-// K <= 2; with shorter rows the per-row passes cost more than the packing saves (one AVX-512 thread,
-// axpy vs packed: 32x1 @ 1x784 2.8 vs 4.1 us, 32x8 @ 8x784 5.1 vs 5.5, 512x2 @ 2x128 8.9 vs 9.7;
-// 64x8 @ 8x128 2.8 vs 2.2, 33x7 @ 7x65 2.0 vs 1.6, so those stay packed). Only the plain product
-// (alpha 1, beta 0, no bias or activation: what backward asks for), on one thread's worth of work.
-constexpr int64_t kAxpyMaxDepth = 8, kAxpyMinWidth = 512;
-
-template <typename T>
-bool gemm_small_depth(const Problem<T>& p) {
-  const double flops = 2.0 * double(p.m) * double(p.n) * double(p.k);
-  if (p.k > kAxpyMaxDepth || (p.k > 2 && p.n < kAxpyMinWidth) || p.csb != 1 || flops >= kSerialFlops || p.alpha != T(1) || p.beta != T(0) || p.bias ||
-      p.act != Activation::none)
-    return false;
-  const GemvKernels<T> kern = gemv_kernels<T>();
-  T v[kAxpyMaxDepth];
-  for (int64_t i = 0; i < p.m; ++i) {
-    for (int64_t q = 0; q < p.k; ++q) v[q] = p.a[i * p.rsa + q * p.csa];
-    kern.axpy(p.b, p.rsb, p.k, p.n, v, p.c + i * p.ldc);
-  }
-  return true;
-}
-
 template <typename T>
 bool gemm_few_rows(const Problem<T>& p) {
   const double flops = 2.0 * double(p.m) * double(p.n) * double(p.k);
@@ -424,12 +407,58 @@ bool gemm_few_rows(const Problem<T>& p) {
   return true;
 }
 
+// ---- tiny products: register tiles on the operands in place ------------------------------------
+// Every product that stays on one thread (under kSerialFlops) runs the micro-kernel table's small
+// form (gemm.h: GemmSmall): no packing, no K slices, no buffers, one call. The blocked path's fixed
+// costs (packing A as a transpose and B into panels, a micro-kernel call per panel with ragged-edge
+// stores) are as large as the multiply-adds there. One AVX-512 thread, us small / blocked: 32^3 0.86
+// / 1.09, 48^3 1.5 / 2.6, 64^3 2.8 / 3.5, 256x32 @ 32x32 3.1 / 4.4, 32x512 @ 512x32 5.4 / 6.4,
+// 32x32 @ 32x512 5.7 / 8.7, 33x7 @ 7x65 1.1 / 2.1, and up to 160^3 (36 / 43), so only the thread
+// count bounds it. It also replaced a row-by-row axpy form for depth <= 2 (small / axpy: 512x2 @
+// 2x128 3.2-5.3 / 10.5-12, 32x1 @ 1x784 1.8-2.6 / 2.4-2.5). A B without unit column stride (x @ W^T) is first copied to a contiguous
+// K x N block on the stack (the small form reads rows of B as vectors), up to kSmallCopyBytes, so
+// that it stays in L1 (48 KiB on Zen 5) next to A; a larger one goes to the blocked path.
+// EMBER_GEMM_SMALL_FLOPS overrides the bound (0 = off), for tuning.
+constexpr int64_t kSmallCopyBytes = 32 << 10;
+
+template <typename T> GemmSmall<T> small_kernel() {
+  if constexpr (std::is_same_v<T, float>) return gemm_kernels().small_f32;
+  else return gemm_kernels().small_f64;
+}
+
+template <typename T>
+bool small_applies(const Problem<T>& p) {
+  static const double max_flops = double(env_limit("EMBER_GEMM_SMALL_FLOPS", int64_t(kSerialFlops)));
+  const double flops = 2.0 * double(p.m) * double(p.n) * double(p.k);
+  return !p.packed_b && flops < max_flops && (p.csb == 1 || p.k * p.n * int64_t(sizeof(T)) <= kSmallCopyBytes);
+}
+
+// dst[k * n + j] = B[k][j]: a transposed B through the micro-kernel table's 8 x 8 transposes.
+template <typename T>
+void copy_b(const Problem<T>& p, T* dst) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (p.rsb == 1) return gemm_kernels().pack_transpose_f32(p.b, p.csb, p.n, p.k, int(p.n), dst);
+  }
+  for (int64_t k = 0; k < p.k; ++k)
+    for (int64_t j = 0; j < p.n; ++j) dst[k * p.n + j] = p.b[k * p.rsb + j * p.csb];
+}
+
+template <typename T>
+void gemm_small(const Problem<T>& p) {
+  const GemmStore<T> st{p.alpha, p.beta, true, true, p.bias, p.act};
+  if (p.csb == 1) return small_kernel<T>()(p.m, p.n, p.k, p.a, p.rsa, p.csa, p.b, p.rsb, p.c, p.ldc, st);
+  alignas(64) T b[kSmallCopyBytes / sizeof(T)];  // (K, N)
+  copy_b(p, b);
+  small_kernel<T>()(p.m, p.n, p.k, p.a, p.rsa, p.csa, b, p.n, p.c, p.ldc, st);
+}
+
 template <typename T>
 void run(const Problem<T>& p, int threads) {
   if (p.m == 0 || p.n == 0) return;
   if (p.k == 0) return scale_only(p);
   if ((p.m == 1 || p.n == 1) && !p.packed_b && gemv(p, threads)) return;
-  if (!p.packed_b && (gemm_few_rows(p) || gemm_small_depth(p))) return;
+  if (!p.packed_b && gemm_few_rows(p)) return;
+  if (small_applies(p)) return gemm_small(p);
   gemm_blocked(p, microkernel<T>(), gemm_mr<T>(), gemm_nr<T>(), threads);
 }
 
@@ -450,6 +479,14 @@ void gemm(const Array& a, const Array& b, Array& c, double alpha, double beta, c
                           T(alpha), T(beta), bias ? bias->data<T>() : nullptr, act};
       };
       const double flops = 2.0 * double(m) * double(n) * double(k);
+      if (m > 0 && n > 0 && k > 0 && small_applies(problem(0))) {
+        // Tiny products (4096 x 8^3): contiguous chunks of the batch per thread, each product one
+        // call of the small form. Threads only when a thread's share is worth a region.
+        const int64_t grain = std::max<int64_t>(1, int64_t(kSerialFlops / flops));
+        return parallel_for(batch, grain, [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) gemm_small(problem(i));
+        });
+      }
       const int max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
       // A batch goes one GEMM per thread (each serial, no fork/join per product) when its products
       // are small, or when they share out evenly: 16 x (128 x 64 @ 64 x 128), attention's shape,

@@ -53,6 +53,15 @@ template <typename T>
 using GemmDot = void (*)(const T* A, int64_t lda, const T* B, int64_t ldb, int64_t m, int64_t n, int64_t k, T* out,
                          int64_t ldo);
 
+// Tiny products read in place, no packing: C (m x n, row stride ldc) = A @ B stored through the
+// GemmStore epilogue (first and last both hold: the whole K stays in registers), with
+// A[i][p] = A[i * rsa + p * csa] (any strides: A is only ever broadcast) and B[p][j] = B[p * rsb + j]
+// (unit column stride: B rows are vector loads; the caller copies any other B). For products whose
+// operands sit in L1 (gemm.cpp: gemm_small), where packing costs as much as the multiply-adds.
+template <typename T>
+using GemmSmall = void (*)(int64_t m, int64_t n, int64_t k, const T* A, int64_t rsa, int64_t csa, const T* B,
+                           int64_t rsb, T* C, int64_t ldc, const GemmStore<T>& st);
+
 struct GemmKernels {
   const char* name;           // e.g. "avx512_6x32"
   int mr, nr;                 // float32 register tile
@@ -67,6 +76,8 @@ struct GemmKernels {
   GemmMicrokernelDirect f32_direct;
   GemmDot<float> gemm_dot_f32;
   GemmDot<double> gemm_dot_f64;
+  GemmSmall<float> small_f32;
+  GemmSmall<double> small_f64;
 };
 
 const GemmKernels& gemm_kernels();  // the table for the ISA in use

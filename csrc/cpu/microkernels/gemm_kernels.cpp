@@ -12,6 +12,8 @@
 //     = 15 of 16 registers, the classic Haswell tile.
 //   float64 everywhere and float32 on the portable build: one template written with GCC/Clang vector
 //     extensions (a `Vec` is one register: 16/8/4 floats), MR x 2 vectors.
+//   Tiny products, both dtypes, every ISA: gemm_small (R x NV tiles, R <= 12, NV <= 4 vectors) on
+//     unpacked operands, edges by masked loads/stores; see its section below.
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -442,6 +444,209 @@ void gemv_axpy(const T* P, int64_t ld, int64_t k, int64_t cols, const T* v, T* o
   }
 }
 
+
+// ---- tiny products, operands in place (gemm.h: GemmSmall) ---------------------------------------
+// An R-row x NV-vector register tile holds the whole K loop: per k, NV loads of one row of B (unit
+// stride, read where it is) and R broadcasts of A (one scalar each, so any stride), R * NV FMAs.
+// No packing: at 32^3 packing A (a transpose) and B cost about as much as the 32K multiply-adds.
+// Edges run the same loop: the last vector of each row is a masked load/store (AVX-512 k-masks,
+// AVX2 vmaskmov, a partial copy on the portable build) and a short row block is a smaller R, so no
+// element of C goes through a scalar loop. R * NV accumulators + NV B vectors + one broadcast fit
+// the register file: 24 accumulators of 32 zmm (NV up to 4: 64 float32 columns per block), 12 of
+// 16 ymm/xmm (NV up to 2); R at most 12.
+#if defined(__AVX512F__)
+constexpr int kSmallAcc = 24, kSmallMaxVecs = 4;
+#else
+constexpr int kSmallAcc = 12, kSmallMaxVecs = 2;
+#endif
+template <int NV> constexpr int small_rows() { return kSmallAcc / NV < 12 ? kSmallAcc / NV : 12; }
+
+// Whole-vector load and store as intrinsics: the memcpy forms (load/store above) applied to the
+// tile's accumulators made GCC keep the accumulator array in memory, stored to on every k.
+template <typename T> inline Vec<T> loadu(const T* p) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return (Vec<T>)_mm512_loadu_ps(p);
+  else return (Vec<T>)_mm512_loadu_pd(p);
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) return (Vec<T>)_mm256_loadu_ps(p);
+  else return (Vec<T>)_mm256_loadu_pd(p);
+#else
+  return load(p);
+#endif
+}
+template <typename T> inline void storeu(T* p, Vec<T> v) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) _mm512_storeu_ps(p, (__m512)v);
+  else _mm512_storeu_pd(p, (__m512d)v);
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) _mm256_storeu_ps(p, (__m256)v);
+  else _mm256_storeu_pd(p, (__m256d)v);
+#else
+  store(p, v);
+#endif
+}
+
+// Lanes [0, n) of one vector (n in 1..lanes): loaded with the rest zero, stored without touching
+// memory past them (so a tile may end at the end of an allocation).
+template <typename T>
+struct Tail {
+  int n;
+#if defined(__AVX512F__)
+  uint16_t bits;
+  explicit Tail(int lanes) : n(lanes), bits(uint16_t((1u << lanes) - 1)) {}
+  Vec<T> load(const T* p) const {
+    if constexpr (std::is_same_v<T, float>) return (Vec<T>)_mm512_maskz_loadu_ps(__mmask16(bits), p);
+    else return (Vec<T>)_mm512_maskz_loadu_pd(__mmask8(bits), p);
+  }
+  void store(T* p, Vec<T> v) const {
+    if constexpr (std::is_same_v<T, float>) _mm512_mask_storeu_ps(p, __mmask16(bits), (__m512)v);
+    else _mm512_mask_storeu_pd(p, __mmask8(bits), (__m512d)v);
+  }
+#elif defined(__AVX2__)
+  __m256i mask;
+  explicit Tail(int lanes) : n(lanes) {
+    if constexpr (std::is_same_v<T, float>)
+      mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    else
+      mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(lanes), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  Vec<T> load(const T* p) const {
+    if constexpr (std::is_same_v<T, float>) return (Vec<T>)_mm256_maskload_ps(p, mask);
+    else return (Vec<T>)_mm256_maskload_pd(p, mask);
+  }
+  void store(T* p, Vec<T> v) const {
+    if constexpr (std::is_same_v<T, float>) _mm256_maskstore_ps(p, mask, (__m256)v);
+    else _mm256_maskstore_pd(p, mask, (__m256d)v);
+  }
+#else
+  explicit Tail(int lanes) : n(lanes) {}
+  Vec<T> load(const T* p) const {  // a whole vector as one load: a copy of n elements is a libc call
+    if (n == kLanes<T>) return loadu(p);
+    Vec<T> v{};
+    std::memcpy(&v, p, sizeof(T) * size_t(n));
+    return v;
+  }
+  void store(T* p, Vec<T> v) const {
+    if (n == kLanes<T>) return storeu(p, v);
+    std::memcpy(p, &v, sizeof(T) * size_t(n));
+  }
+#endif
+};
+
+// GELU and its tanh form over a stored row: float32 through the SIMD table's vector erf/tanh, as in
+// store_row; float64 per element.
+template <typename T>
+void activate_row(Activation act, T* c, int n) {
+  if constexpr (std::is_same_v<T, float>) {
+    simd().unary_f32(act == Activation::gelu ? UnaryOp::gelu : UnaryOp::gelu_tanh, c, c, n);
+  } else {
+    for (int j = 0; j < n; ++j) c[j] = apply_activation(act, c[j]);
+  }
+}
+
+// The epilogue of a tile spilled to `acc` (rows x nv vectors, row-major, alpha applied): GemmStore's
+// for a single K block, beta (0: C is not read), bias, then ReLU as a vector select (NaN stays NaN, as in
+// store_row) or GELU on each stored row. Not inlined into the tile on purpose: with the epilogue's
+// extra registers in the same function, GCC spilled 16 of the 24 accumulators on every k.
+template <typename T>
+__attribute__((noinline)) void store_small(const T* acc, int rows, int nv, T* C, int64_t ldc, const Tail<T>& tail,
+                                           const GemmStore<T>& st) {
+  constexpr int L = kLanes<T>;
+  const Vec<T> beta = splat(st.beta), zero{};
+  const bool read_c = st.beta != T(0), relu = st.act == Activation::relu;
+  for (int i = 0; i < rows; ++i) {
+    T* c = C + i * ldc;
+    for (int v = 0; v < nv; ++v) {
+      const bool edge = v == nv - 1;
+      Vec<T> r = loadu(acc + (i * nv + v) * L);
+      if (st.bias) r += edge ? tail.load(st.bias + v * L) : loadu(st.bias + v * L);
+      if (read_c) r += beta * (edge ? tail.load(c + v * L) : loadu(c + v * L));
+      if (relu) r = r <= zero ? zero : r;
+      if (edge) tail.store(c + v * L, r);
+      else storeu(c + v * L, r);
+    }
+    if (st.act != Activation::none && !relu) activate_row(st.act, c, (nv - 1) * L + tail.n);
+  }
+}
+
+// A: R rows (row i at A + i * rsa, step k at + k * csa); B: the block's columns, row k at B + k * rsb.
+template <typename T, int R, int NV>
+void small_tile(int64_t k, const T* __restrict A, int64_t rsa, int64_t csa, const T* __restrict B, int64_t rsb,
+                T* __restrict C, int64_t ldc, const Tail<T>& tail, const GemmStore<T>& st) {
+  constexpr int L = kLanes<T>;
+  Vec<T> acc[R][NV];  // (R, NV * L)
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = Vec<T>{};
+  for (int64_t p = 0; p < k; ++p) {
+    Vec<T> b[NV];
+    for (int v = 0; v < NV - 1; ++v) b[v] = loadu(B + v * L);
+    b[NV - 1] = tail.load(B + (NV - 1) * L);
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) {
+      const Vec<T> a = bcast(A + i * rsa);
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v];
+    }
+    A += csa;
+    B += rsb;
+  }
+  // alpha * acc goes straight into C, or, when the epilogue has more to do, into `spill` for
+  // store_small. One store loop for both: with two, GCC kept acc in memory (stores on every k).
+  const bool plain = st.beta == T(0) && !st.bias && st.act == Activation::none;
+  alignas(64) T spill[R * NV * L];  // (R, NV * L)
+  T* const out = plain ? C : spill;
+  const int64_t ldo = plain ? ldc : NV * L;
+  const Vec<T> alpha = splat(st.alpha);
+#pragma GCC unroll 12
+  for (int i = 0; i < R; ++i) {
+    for (int v = 0; v < NV - 1; ++v) storeu(out + i * ldo + v * L, alpha * acc[i][v]);
+    tail.store(out + i * ldo + (NV - 1) * L, alpha * acc[i][NV - 1]);
+  }
+  if (!plain) store_small(spill, R, NV, C, ldc, tail, st);
+}
+
+// `rows` (1..R) rows: the tile of exactly that many rows.
+template <typename T, int NV, int R = small_rows<NV>()>
+void small_block(int rows, int64_t k, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb, T* C,
+                 int64_t ldc, const Tail<T>& tail, const GemmStore<T>& st) {
+  if constexpr (R > 1)
+    if (rows < R) return small_block<T, NV, R - 1>(rows, k, A, rsa, csa, B, rsb, C, ldc, tail, st);
+  small_tile<T, R, NV>(k, A, rsa, csa, B, rsb, C, ldc, tail, st);
+}
+
+// All m rows against one block of NV vectors' columns, in row blocks of at most small_rows<NV>()
+// spread evenly: 13 rows as 7 + 6, not 12 + 1, whose one row would have only NV independent FMA
+// chains and wait on their latency.
+template <typename T, int NV>
+void small_columns(int64_t m, int64_t k, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb, T* C,
+                   int64_t ldc, const Tail<T>& tail, const GemmStore<T>& st) {
+  constexpr int MR = small_rows<NV>();
+  const int64_t blocks = (m + MR - 1) / MR;
+  for (int64_t b = 0, i0 = 0; b < blocks; ++b) {
+    const int64_t i1 = m * (b + 1) / blocks;
+    small_block<T, NV>(int(i1 - i0), k, A + i0 * rsa, rsa, csa, B, rsb, C + i0 * ldc, ldc, tail, st);
+    i0 = i1;
+  }
+}
+
+// Column blocks of kSmallMaxVecs vectors; the last one has fewer vectors and a masked last lane set.
+template <typename T>
+void gemm_small(int64_t m, int64_t n, int64_t k, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb,
+                T* C, int64_t ldc, const GemmStore<T>& st) {
+  constexpr int L = kLanes<T>, W = kSmallMaxVecs * L;
+  for (int64_t j = 0; j < n; j += W) {
+    const int cols = int(n - j < W ? n - j : W), nv = (cols + L - 1) / L;
+    const Tail<T> tail(cols - (nv - 1) * L);
+    GemmStore<T> s = st;
+    s.bias = st.bias ? st.bias + j : nullptr;
+    if (nv == 1) small_columns<T, 1>(m, k, A, rsa, csa, B + j, rsb, C + j, ldc, tail, s);
+    else if (nv == 2) small_columns<T, 2>(m, k, A, rsa, csa, B + j, rsb, C + j, ldc, tail, s);
+    if constexpr (kSmallMaxVecs == 4) {
+      if (nv == 3) small_columns<T, 3>(m, k, A, rsa, csa, B + j, rsb, C + j, ldc, tail, s);
+      else if (nv == 4) small_columns<T, 4>(m, k, A, rsa, csa, B + j, rsb, C + j, ldc, tail, s);
+    }
+  }
+}
+
 }  // namespace
 
 #ifndef EMBER_F32_DIRECT
@@ -456,6 +661,7 @@ extern const GemmKernels table = {
     gemv_dot<float>, gemv_axpy<float>, gemv_dot<double>, gemv_axpy<double>,
     EMBER_F32_DIRECT,
     gemm_dot<float>, gemm_dot<double>,
+    gemm_small<float>, gemm_small<double>,
 };
 
 }  // namespace ember::cpu::EMBER_CAT(gemm_, EMBER_ISA)
