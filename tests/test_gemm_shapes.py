@@ -3,6 +3,7 @@ matrix-vector forms (one row or one column), short and narrow products (operands
 batches, and every operand layout the shape sweep of `python -m ember bench gemm --sweep`
 times (transposed, strided, windows of larger arrays)."""
 import json
+import math
 import subprocess
 import sys
 
@@ -132,3 +133,152 @@ def test_sweep_cli_validates_every_library_and_prints_the_ratios(tmp_path):
     (r,) = json.loads(path.read_text())["results"]
     assert r["case"].startswith("k=1 ") and r["valid"] and r["ms"] > 0 and r["peers"].get("numpy", 0) > 0, r
     assert r["extra"]["group"] == "small K"
+
+
+# ---- the small path: every product under kSerialFlops (0.8 MFLOP), read in place, no packing ----
+# Its register tiles (gemm_kernels.cpp: gemm_small): vectors of 16 float32 / 8 float64 lanes on
+# AVX-512 (8 / 4 on AVX2, 4 / 2 portable), column blocks of up to 4 vectors (2 below AVX-512), the
+# last vector of a block masked; row blocks of at most 12 rows (8 at 3 vectors, 6 at 4), spread
+# evenly. SMALL_SIZES crosses each of those edges; 73^3 is just under kSerialFlops and 74^3 over.
+SMALL_SIZES = [2, 3, 5, 7, 8, 9, 12, 13, 16, 17, 24, 25, 31, 32, 33, 47, 48, 49, 63, 64, 65]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m", SMALL_SIZES)
+def test_small_path_every_row_and_column_edge(m, dtype):
+    r, _ = rng()
+    for n in SMALL_SIZES + [80, 97, 129]:
+        for k in (1, 2, 11, 64):
+            _check_product(_laid_out(r, (m, k), "n", dtype), _laid_out(r, (k, n), "n", dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("la", LAYOUTS)
+@pytest.mark.parametrize("lb", LAYOUTS)
+@pytest.mark.parametrize("mkn", [(2, 1, 2), (8, 8, 8), (13, 29, 7), (32, 32, 32), (61, 37, 53), (64, 64, 64),
+                                 (5, 300, 33), (100, 2, 100), (2, 1000, 3), (300, 3, 300), (73, 73, 73), (74, 74, 74)],
+                         ids=str)
+def test_small_path_in_every_layout(mkn, la, lb, dtype):
+    """A is only broadcast (any strides); B with unit column stride is read in place, any other B is
+    copied (transposed through the 8 x 8 register transposes, strided element by element)."""
+    r, _ = rng()
+    m, k, n = mkn
+    _check_product(_laid_out(r, (m, k), la, dtype), _laid_out(r, (k, n), lb, dtype))
+
+
+@pytest.mark.parametrize("dtype,kn", [("float32", (64, 128)), ("float32", (64, 129)), ("float64", (64, 64)),
+                                      ("float64", (64, 65)), ("float32", (8192, 1 + 1))], ids=str)
+def test_transposed_b_on_both_sides_of_the_copy_bound(dtype, kn):
+    """B^T is copied onto the stack up to 32 KiB (K * N * itemsize); past that the product is packed."""
+    r, _ = rng()
+    k, n = kn
+    for m in (3, 12, 31):
+        _check_product(_laid_out(r, (m, k), "n", dtype), _laid_out(r, (k, n), "t", dtype))
+
+
+@pytest.mark.parametrize("la", ["n", "t", "sub"])
+@pytest.mark.parametrize("lb", ["n", "t", "s2"])
+@pytest.mark.parametrize("shapes", [((4096, 8, 8), (4096, 8, 8)), ((1024, 16, 16), (1024, 16, 16)),
+                                    ((7, 13, 5), (7, 5, 17)), ((2, 2, 1), (2, 1, 2)), ((3, 65, 33), (3, 33, 49))],
+                         ids=str)
+def test_small_batches(shapes, la, lb):
+    """Batches of small products, split over the threads when the batch is large (4096 x 8^3)."""
+    r, _ = rng()
+    _check_product(_laid_out(r, shapes[0], la, "float32"), _laid_out(r, shapes[1], lb, "float32"))
+
+
+@pytest.mark.parametrize("la", ["n", "t"])
+@pytest.mark.parametrize("shapes", [((13, 7), (300, 7, 17)), ((1, 13, 7), (300, 7, 17)), ((300, 13, 7), (7, 17)),
+                                    ((300, 13, 7), (1, 7, 17)), ((2, 1, 9, 4), (1, 5, 4, 3))], ids=str)
+def test_small_batches_with_broadcast_operands(shapes, la):
+    """An operand shared by the whole batch has batch stride 0 (a transposed A keeps (B, M, K) @ (K, N)
+    from folding into one product)."""
+    r, _ = rng()
+    _check_product(_laid_out(r, shapes[0], la, "float32"), _laid_out(r, shapes[1], "n", "float32"))
+    _check_product(_laid_out(r, shapes[0], "n", "float32"), _laid_out(r, shapes[1], la, "float32"))
+
+
+def _gemm_inplace(a, b, c, alpha, beta):
+    A, B, C = (em.tensor(x) for x in (a, b, c))
+    _C.gemm_(A._a, B._a, C._a, alpha, beta)
+    return C.numpy()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mkn", [(2, 1, 2), (3, 5, 2), (13, 7, 17), (12, 33, 64), (7, 16, 65), (25, 9, 48)], ids=str)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-1.5, 0.0), (0.5, 2.0), (1.0, -1.0)])
+def test_small_path_alpha_beta(mkn, alpha, beta, dtype):
+    r, _ = rng()
+    m, k, n = mkn
+    a, b, c = (r.standard_normal(s).astype(dtype) for s in ((3, m, k), (3, k, n), (3, m, n)))
+    if beta == 0.0:
+        c[:] = np.nan  # beta = 0: C is not read
+    got = _gemm_inplace(a, b, c, alpha, beta)
+    c_read = np.zeros_like(c) if beta == 0.0 else c.astype(np.float64)
+    want = alpha * (a.astype(np.float64) @ b) + beta * c_read
+    eps = np.finfo(dtype).eps
+    bound = 4 * np.sqrt(k + 1) * eps * (abs(alpha) * (np.abs(a).astype(np.float64) @ np.abs(b)) + abs(beta) * np.abs(c_read))
+    assert np.all(np.abs(got - want) <= bound + 1e-300)
+
+
+def _gelu(z):
+    return 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+
+
+ACTS = {"none": lambda z: z, "relu": lambda z: np.maximum(z, 0), "gelu": _gelu,
+        "gelu_tanh": lambda z: 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3)))}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("act", list(ACTS))
+@pytest.mark.parametrize("mkn", [(2, 3, 2), (13, 7, 17), (32, 10, 64), (9, 40, 33), (61, 5, 97)], ids=str)
+@pytest.mark.parametrize("weight_layout", ["B", "W^T"])
+def test_small_path_bias_and_activation(mkn, act, dtype, weight_layout):
+    """The fused epilogue on the small path: matmul(a, b, bias, act) reads B in place, linear(x, W)
+    multiplies by W^T (copied). A NaN row of A stays NaN through ReLU, as elsewhere."""
+    r, _ = rng()
+    m, k, n = mkn
+    a, w, bias = (r.standard_normal(s).astype(dtype) for s in ((m, k), (n, k), (n,)))
+    a[m // 2, 0] = np.nan
+    A, W, Bias = em.tensor(a), em.tensor(w), em.tensor(bias)
+    Bm = em.tensor(np.ascontiguousarray(w.T))
+    out = _C.matmul(A._a, Bm._a, Bias._a, getattr(_C.Activation, act)) if weight_layout == "B" else \
+        _C.linear(A._a, W._a, Bias._a, getattr(_C.Activation, act))
+    got = em.Tensor._wrap(out).numpy()
+    z = a.astype(np.float64) @ w.T.astype(np.float64) + bias
+    with np.errstate(invalid="ignore"):
+        want = ACTS[act](z)
+    eps = np.finfo(dtype).eps
+    # the product's rounding (|d act / dz| <= 1.13 for GELU) plus a few ulps of the activation itself
+    bound = 1.2 * 4 * np.sqrt(k + 1) * eps * (np.abs(a).astype(np.float64) @ np.abs(w.T) + np.abs(bias)) + 8 * eps * np.abs(want)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.all(np.abs(got[ok] - want[ok]) <= bound[ok] + 1e-300)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "portable"])
+def test_small_path_on_narrower_isas(isa):
+    """The same tiles with AVX2 (vmaskmov edges) and the portable build (partial copies)."""
+    code = (
+        "import numpy as np, ember as em\n"
+        "from ember import _C\n"
+        "r = np.random.default_rng()\n"
+        "for m, k, n in [(2, 1, 2), (7, 5, 3), (13, 29, 17), (12, 8, 16), (6, 64, 32), (25, 9, 33), (64, 64, 64), (61, 37, 53)]:\n"
+        "    for dt in ('float32', 'float64'):\n"
+        "        for bt in (False, True):\n"
+        "            a, b, bias = r.standard_normal((m, k)), r.standard_normal((k, n)), r.standard_normal(n)\n"
+        "            a, b, bias = a.astype(dt).astype(np.float64), b.astype(dt).astype(np.float64), bias.astype(dt).astype(np.float64)\n"
+        "            eb = em.tensor(b.T.copy(), dtype=dt).t() if bt else em.tensor(b, dtype=dt)\n"
+        "            got = em.Tensor._wrap(_C.matmul(em.tensor(a, dtype=dt)._a, eb._a, em.tensor(bias, dtype=dt)._a,\n"
+        "                                            _C.Activation.relu)).numpy()\n"
+        "            want = np.maximum(a @ b + bias, 0)\n"
+        "            bound = 4 * np.sqrt(k + 1) * np.finfo(dt).eps * (np.abs(a) @ np.abs(b) + np.abs(bias))\n"
+        "            assert np.all(np.abs(got - want) <= bound), (m, k, n, dt, bt)\n"
+        "            c = r.standard_normal((1, m, n)).astype(dt)\n"
+        "            C = em.tensor(c)\n"
+        "            _C.gemm_(em.tensor(a[None], dtype=dt)._a, em.tensor(b[None], dtype=dt)._a, C._a, 2.0, -0.5)\n"
+        "            want = 2 * (a @ b) - 0.5 * c[0]\n"
+        "            bound = 4 * np.sqrt(k) * np.finfo(dt).eps * (2 * np.abs(a) @ np.abs(b) + np.abs(c[0]))\n"
+        "            assert np.all(np.abs(C.numpy()[0] - want) <= bound), (m, k, n, dt, 'beta')\n"
+    )
+    run_with_simd_cap(isa, code)
