@@ -36,6 +36,7 @@ def _check_forward(out, parents, name):
     what = _bad_values(out)
     if what is None:
         return
+    name = graph.op_name(name)
     for i, p in enumerate(parents):
         bad = _bad_values(p) if hasattr(p, "dtype") else None
         if bad is not None:

@@ -57,13 +57,23 @@ def enable_grad():
     return _GradMode(True)
 
 
+def op_name(name) -> str:
+    """An op's name as ops give it: a string, or their _C enum (UnaryOp.exp), whose .name is read only
+    when shown (reading it takes longer than a small op's whole Python layer)."""
+    return name if isinstance(name, str) else name.name
+
+
 class Node:
-    __slots__ = ("parents", "backward", "name")
+    __slots__ = ("parents", "backward", "_name")
 
     def __init__(self, parents, backward, name):
         self.parents = parents      # tuple of Tensors (or None for non-tensor inputs)
         self.backward = backward    # grad_out (Tensor) -> tuple of grads (Tensor or None), one per parent
-        self.name = name
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return op_name(self._name)
 
 
 # Set by em.autograd.detect_anomaly (anomaly.py) while it is active: check(out, parents, name)

@@ -17,7 +17,8 @@ wrap = Tensor._wrap  # a _C.Array as a Tensor outside the graph
 
 
 def make(array, parents, backward, name) -> Tensor:
-    """Wraps a _C.Array result and records it in the graph (backward: grad -> grads per parent)."""
+    """Wraps a _C.Array result and records it in the graph (backward: grad -> grads per parent).
+    name: a string, or the op's _C enum (autograd.graph.op_name reads it when shown)."""
     return attach(Tensor._wrap(array), parents, backward, name)
 
 
