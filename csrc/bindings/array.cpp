@@ -28,6 +28,7 @@ void init_array(py::module_& m) {
       .def("slice", &Array::slice)
       .def("expand", &Array::expand)
       .def("squeeze", &Array::squeeze)
+      .def("select", &Array::select)
       .def("unsqueeze", &Array::unsqueeze)
       .def("contiguous", &Array::contiguous)
       .def("clone", &Array::clone)

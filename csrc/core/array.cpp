@@ -262,6 +262,14 @@ Array Array::expand(const Shape& shape) const {
   return Array(storage_, sh, st, offset_, dtype_);
 }
 
+Array Array::select(int dim, int64_t index) const {
+  const int d = normalize_dim(dim, ndim(), "select");
+  EMBER_CHECK_T(std::out_of_range, index >= -shape_[d] && index < shape_[d], "index", "index ", index,
+                " is out of bounds for dimension ", d, " with size ", shape_[d], " (shape ", shape_str(shape_), ")");
+  const int64_t i = index < 0 ? index + shape_[d] : index;
+  return slice(d, i, i + 1, 1).squeeze(d);
+}
+
 Array Array::squeeze(int dim) const {
   dim = normalize_dim(dim, ndim(), "squeeze");
   if (ndim() == 0 || shape_[dim] != 1) return *this;

@@ -77,6 +77,7 @@ class Array {
   Array slice(int dim, int64_t start, int64_t stop, int64_t step) const;
   Array expand(const Shape& shape) const;         // broadcast to shape: stride 0 on new/size-1 dims
   Array squeeze(int dim) const;
+  Array select(int dim, int64_t index) const;  // x[..., index, ...]: a slice of one, that dim removed
   Array unsqueeze(int dim) const;
 
   // Copies (when needed).

@@ -12,7 +12,7 @@ from .. import _C
 from .. import dtypes as _dt
 from ..autograd.graph import is_grad_enabled
 from ..tensor import Tensor
-from ._util import as_tensor, make, norm_dim, wrap
+from ._util import as_tensor, make, norm_dim, records, wrap
 from .creation import arange, tensor
 from .elementwise import where
 from .shape import apply_steps, basic_plan, strided_view
@@ -135,10 +135,12 @@ def advanced_setitem(x, key, v):
 
 
 def getitem(x, key):
-    if type(key) is int:  # x[i], the commonest key: one select step, no general plan
-        shape = x._a.shape
-        if shape and -shape[0] <= key < shape[0]:
-            return strided_view(x, [("select", 0, key % shape[0])])
+    if type(key) is int and x._a.ndim:  # x[i], the commonest key: one core call, no general plan
+        if not records(x):
+            return wrap(x._a.select(0, key))  # the core words an out-of-range i as IndexError
+        n = x._a.shape[0]
+        if -n <= key < n:
+            return strided_view(x, [("select", 0, key % n)])
     steps, advanced = basic_plan(x.shape, key)
     y = strided_view(x, steps)
     return advanced_index(y, advanced) if advanced else y

@@ -309,7 +309,7 @@ def basic_plan(shape, key):
 def apply_steps(a, steps):
     for s in steps:
         if s[0] == "select":
-            a = a.slice(s[1], s[2], s[2] + 1, 1).squeeze(s[1])
+            a = a.select(s[1], s[2])
         elif s[0] == "slice":
             a = a.slice(s[1], s[2], s[3], s[4])
         else:
