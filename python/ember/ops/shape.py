@@ -242,6 +242,37 @@ def _is_advanced(k):
     return isinstance(k, (Tensor, list, np.ndarray)) and not isinstance(k, str)
 
 
+def _slice_step(k, size, dim):
+    """The view step of slice k over a dim of `size` (None when it keeps the whole dim: x[:, j]) and
+    the dim's new size."""
+    if k.step is not None and k.step <= 0:
+        raise ValueError(f"[index] slice step must be positive, got {k.step}")
+    start, stop, step = k.indices(size)
+    kept = builtins.max(0, -(-(stop - start) // step))
+    return (None if (start, stop, step) == (0, size, 1) else ("slice", dim, start, stop, step)), kept
+
+
+def _select_step(i, size, dim, src, shape):
+    if not -size <= i < size:
+        raise IndexError(f"[index] index {i} is out of bounds for dimension {src} with size {size} "
+                         f"(shape {tuple(shape)})")
+    return ("select", dim, i % size)
+
+
+def _plain_steps(shape, key):
+    """basic_plan for a key of ints and slices only, the usual one: entry i reads source dim i."""
+    steps, dim = [], 0
+    for src, k in enumerate(key):
+        if type(k) is slice:
+            step, _ = _slice_step(k, shape[src], dim)
+            if step is not None:
+                steps.append(step)
+            dim += 1
+        else:
+            steps.append(_select_step(k, shape[src], dim, src, shape))
+    return steps
+
+
 def basic_plan(shape, key):
     """Turns an indexing key into view steps applied in order, ('select', dim, i),
     ('slice', dim, start, stop, step) or ('unsqueeze', dim), and the advanced (array) entries with
@@ -256,18 +287,21 @@ def basic_plan(shape, key):
             return builtins.max(k.ndim, 1)
         return 1
 
-    consumed = ellipses = 0
+    consumed = ellipses = plain = 0
     for k in key:  # one pass; ints and slices, the usual keys, by type alone
         if type(k) is int or type(k) is slice:
-            consumed += 1
+            plain += 1
         elif k is Ellipsis:
             ellipses += 1
         else:
             consumed += width(k)
+    consumed += plain
     if ellipses > 1:
         raise IndexError("[index] an index can only have a single ellipsis")
     if consumed > len(shape):
         raise IndexError(f"[index] too many indices for a tensor of shape {tuple(shape)}")
+    if plain == len(key):  # nothing but ints and slices
+        return _plain_steps(shape, key), []
     cur = list(shape)
     steps, advanced, dim, src = [], [], 0, 0  # dim: in the result so far; src: in the source
     for k in key:
@@ -279,12 +313,9 @@ def basic_plan(shape, key):
             cur.insert(dim, 1)
             dim += 1
         elif isinstance(k, slice):
-            if k.step is not None and k.step <= 0:
-                raise ValueError(f"[index] slice step must be positive, got {k.step}")
-            start, stop, step = k.indices(cur[dim])
-            if (start, stop, step) != (0, cur[dim], 1):  # x[:, j]: the whole dim is no step at all
-                steps.append(("slice", dim, start, stop, step))
-            cur[dim] = builtins.max(0, -(-(stop - start) // step))
+            step, cur[dim] = _slice_step(k, cur[dim], dim)
+            if step is not None:
+                steps.append(step)
             dim += 1
             src += 1
         elif _is_advanced(k):
@@ -296,11 +327,7 @@ def basic_plan(shape, key):
                 i = k.__index__()
             except (AttributeError, TypeError):
                 raise IndexError(f"[index] unsupported index {k!r}") from None
-            size = cur[dim]
-            if not -size <= i < size:
-                raise IndexError(f"[index] index {i} is out of bounds for dimension {src} with size {size} "
-                                 f"(shape {tuple(shape)})")
-            steps.append(("select", dim, i % size))
+            steps.append(_select_step(i, cur[dim], dim, src, shape))
             del cur[dim]
             src += 1
     return steps, advanced
