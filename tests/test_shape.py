@@ -1,4 +1,6 @@
 """Views, copies and indexing: values against NumPy, gradients, and that views never copy."""
+import re
+
 import numpy as np
 import pytest
 
@@ -164,3 +166,38 @@ def test_setitem_refuses_tensors_requiring_grad():
     x = em.zeros(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="setitem"):
         x[0] = 1.0
+
+
+BASIC_KEYS = [2, -1, (1, 2), (slice(None), 1), (Ellipsis, 2), (None, 1), (1, None, slice(1, 4)),
+              (slice(-100, 100, 2),), (slice(None, None, 3), Ellipsis, None), (0, 0, 0), (slice(5, 1),),
+              (Ellipsis,), (), (None,), (slice(2 ** 70),), (slice(-2 ** 70, 2),), np.int64(1),
+              (np.int64(2), slice(1, 3)), (Ellipsis, None, slice(1, None, 2))]
+
+
+@pytest.mark.parametrize("key", BASIC_KEYS, ids=str)
+def test_basic_index_keys_match_numpy(key, device):
+    """Keys of ints, slices, None and Ellipsis (Array.basic_index in one core call, or the Python
+    plan for NumPy integers): NumPy's views, and the gradient lands where the view reads."""
+    a = np.arange(60.0).reshape(3, 4, 5)
+    x = em.tensor(a, requires_grad=True, device=device)
+    y = x[key]
+    np.testing.assert_array_equal(y.detach().cpu().numpy(), a[key])
+    (y * 2).sum().backward()
+    want = np.zeros_like(a)
+    want[key] += 2
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), want)
+
+
+@pytest.mark.parametrize("key,exc,message", [
+    ((1, 2, 3, 4), IndexError, "too many indices for a tensor of shape (3, 4, 5)"),
+    ((Ellipsis, Ellipsis), IndexError, "single ellipsis"),
+    ((5,), IndexError, "index 5 is out of bounds for dimension 0 with size 3"),
+    ((0, -5), IndexError, "index -5 is out of bounds for dimension 1 with size 4"),
+    ((slice(None, None, 0),), ValueError, "slice step must be positive, got 0"),
+    ((slice(None, None, -1),), ValueError, "slice step must be positive, got -1"),
+    ((slice(1.5),), TypeError, "slice indices must be integers"),
+    ((2 ** 70,), IndexError, "out of bounds"),
+], ids=str)
+def test_basic_index_errors(key, exc, message):
+    with pytest.raises(exc, match=re.escape(message)):
+        em.zeros(3, 4, 5)[key]

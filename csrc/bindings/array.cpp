@@ -6,6 +6,40 @@ namespace ember::bindings {
 static DType dt(const std::string& s) { return dtype_from_name(s); }
 static Device dev(const std::string& s) { return Device::parse(s); }
 
+// A Python key of ints, slices, None and Ellipsis (or one of them) as IndexEntry's. Anything else
+// (a tensor, list or array: advanced indexing; a slice bound that is not an integer; an int past
+// int64) is a TypeError, and the Python layer's general plan takes the key.
+static std::vector<IndexEntry> basic_key(py::handle key) {
+  std::vector<IndexEntry> out;
+  auto refuse = [] {
+    PyErr_Clear();
+    throw py::type_error("not a basic index");
+  };
+  auto add = [&out, &refuse](PyObject* k) {
+    if (PyLong_Check(k)) {
+      const long long v = PyLong_AsLongLong(k);
+      if (v == -1 && PyErr_Occurred()) refuse();
+      out.push_back({IndexEntry::integer, v});
+    } else if (PySlice_Check(k)) {
+      Py_ssize_t start, stop, step;
+      if (PySlice_Unpack(k, &start, &stop, &step) < 0) refuse();
+      out.push_back({IndexEntry::slice, start, stop, step});
+    } else if (k == Py_None) {
+      out.push_back({IndexEntry::newaxis});
+    } else if (k == Py_Ellipsis) {
+      out.push_back({IndexEntry::ellipsis});
+    } else {
+      refuse();
+    }
+  };
+  if (PyTuple_Check(key.ptr())) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key.ptr()); ++i) add(PyTuple_GET_ITEM(key.ptr(), i));
+  } else {
+    add(key.ptr());
+  }
+  return out;
+}
+
 void init_array(py::module_& m) {
   py::class_<Array>(m, "Array")
       .def_property_readonly("shape", [](const Array& a) { return a.shape(); })
@@ -29,6 +63,7 @@ void init_array(py::module_& m) {
       .def("expand", &Array::expand)
       .def("squeeze", &Array::squeeze)
       .def("select", &Array::select)
+      .def("basic_index", [](const Array& a, py::handle key) { return a.basic_index(basic_key(key)); })
       .def("unsqueeze", &Array::unsqueeze)
       .def("contiguous", &Array::contiguous)
       .def("clone", &Array::clone)

@@ -270,6 +270,43 @@ Array Array::select(int dim, int64_t index) const {
   return slice(d, i, i + 1, 1).squeeze(d);
 }
 
+Array Array::basic_index(const std::vector<IndexEntry>& key) const {
+  int consumed = 0, ellipses = 0;
+  for (const IndexEntry& e : key) {
+    consumed += e.kind == IndexEntry::integer || e.kind == IndexEntry::slice;
+    ellipses += e.kind == IndexEntry::ellipsis;
+  }
+  EMBER_CHECK_T(std::out_of_range, ellipses <= 1, "index", "an index can only have a single ellipsis");
+  EMBER_CHECK_T(std::out_of_range, consumed <= ndim(), "index", "too many indices for a tensor of shape ",
+                shape_str(shape_));
+  Array out = *this;
+  int dim = 0, src = 0;  // dim: in the result so far; src: in this array
+  for (const IndexEntry& e : key) {
+    switch (e.kind) {
+      case IndexEntry::ellipsis:
+        dim += ndim() - consumed, src += ndim() - consumed;
+        break;
+      case IndexEntry::newaxis:
+        out = out.unsqueeze(dim++);
+        break;
+      case IndexEntry::slice:
+        EMBER_CHECK(e.step > 0, "index", "slice step must be positive, got ", e.step);
+        out = out.slice(dim++, e.start, e.stop, e.step);
+        ++src;
+        break;
+      case IndexEntry::integer: {
+        const int64_t n = out.shape(dim);
+        EMBER_CHECK_T(std::out_of_range, e.start >= -n && e.start < n, "index", "index ", e.start,
+                      " is out of bounds for dimension ", src, " with size ", n, " (shape ", shape_str(shape_), ")");
+        out = out.select(dim, e.start);
+        ++src;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 Array Array::squeeze(int dim) const {
   dim = normalize_dim(dim, ndim(), "squeeze");
   if (ndim() == 0 || shape_[dim] != 1) return *this;

@@ -17,6 +17,12 @@ namespace ember {
 using Shape = SmallVector<int64_t, 6>;
 constexpr int kMaxDims = 16;
 
+// One entry of a basic index (see Array::basic_index).
+struct IndexEntry {
+  enum Kind : uint8_t { integer, slice, newaxis, ellipsis } kind;
+  int64_t start = 0, stop = 0, step = 1;  // integer: start is the index
+};
+
 struct Device {
   enum Kind : uint8_t { cpu = 0, cuda = 1 } kind = cpu;
   int index = 0;
@@ -78,6 +84,10 @@ class Array {
   Array expand(const Shape& shape) const;         // broadcast to shape: stride 0 on new/size-1 dims
   Array squeeze(int dim) const;
   Array select(int dim, int64_t index) const;  // x[..., index, ...]: a slice of one, that dim removed
+  // x[key] for a key of ints, slices, None and Ellipsis (NumPy's basic indexing): a view. Slice
+  // bounds arrive as Python gives them (a missing start 0, a missing stop INT64_MAX) and are clamped
+  // as Python clamps them; a step must be positive.
+  Array basic_index(const std::vector<IndexEntry>& key) const;
   Array unsqueeze(int dim) const;
 
   // Copies (when needed).

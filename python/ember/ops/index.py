@@ -135,15 +135,23 @@ def advanced_setitem(x, key, v):
 
 
 def getitem(x, key):
-    if type(key) is int and x._a.ndim:  # x[i], the commonest key: one core call, no general plan
-        if not records(x):
-            return wrap(x._a.select(0, key))  # the core words an out-of-range i as IndexError
-        n = x._a.shape[0]
-        if -n <= key < n:
-            return strided_view(x, [("select", 0, key % n)])
-    steps, advanced = basic_plan(x.shape, key)
-    y = strided_view(x, steps)
-    return advanced_index(y, advanced) if advanced else y
+    """x[key]. A key of ints, slices, None and Ellipsis is one core call (Array.basic_index); a key
+    with array entries takes the general plan: its basic part as views, the rest gathered."""
+    try:
+        out = x._a.basic_index(key)
+    except TypeError:  # advanced entries, or a key only the general plan can word an error for
+        steps, advanced = basic_plan(x.shape, key)
+        y = strided_view(x, steps)
+        return advanced_index(y, advanced) if advanced else y
+    if not records(x):
+        return wrap(out)
+
+    def backward(g):
+        z = _C.full(list(x.shape), 0.0, g._a.dtype, g._a.device)
+        z.basic_index(key).copy_(g._a)
+        return (wrap(z),)
+
+    return make(out, (x,), backward, "getitem")
 
 
 def setitem(x, key, value):
@@ -151,10 +159,13 @@ def setitem(x, key, value):
     if x.requires_grad and is_grad_enabled():
         raise RuntimeError("[setitem] in-place assignment to a tensor that requires grad; use no_grad()")
     v = as_tensor(value, x)
-    steps, advanced = basic_plan(x.shape, key)
-    if advanced:
-        return advanced_setitem(x, key, v)
-    view_ = apply_steps(x._a, steps)
+    try:
+        view_ = x._a.basic_index(key)
+    except TypeError:
+        steps, advanced = basic_plan(x.shape, key)
+        if advanced:
+            return advanced_setitem(x, key, v)
+        view_ = apply_steps(x._a, steps)
     try:
         view_.copy_(v._a.to(x._a.device))
     except ValueError:

@@ -259,24 +259,13 @@ def _select_step(i, size, dim, src, shape):
     return ("select", dim, i % size)
 
 
-def _plain_steps(shape, key):
-    """basic_plan for a key of ints and slices only, the usual one: entry i reads source dim i."""
-    steps, dim = [], 0
-    for src, k in enumerate(key):
-        if type(k) is slice:
-            step, _ = _slice_step(k, shape[src], dim)
-            if step is not None:
-                steps.append(step)
-            dim += 1
-        else:
-            steps.append(_select_step(k, shape[src], dim, src, shape))
-    return steps
-
-
 def basic_plan(shape, key):
     """Turns an indexing key into view steps applied in order, ('select', dim, i),
     ('slice', dim, start, stop, step) or ('unsqueeze', dim), and the advanced (array) entries with
-    their positions in the result of those steps."""
+    their positions in the result of those steps. x[key] sends keys of Python ints, slices, None and
+    Ellipsis to the core whole (Array.basic_index, ops/index.py); this plan serves keys with array
+    entries, split's slices, and the keys the core's conversion refuses (NumPy integers, non-integer
+    slice bounds), whose errors it words."""
     if not isinstance(key, tuple):
         key = (key,)
 
@@ -287,21 +276,18 @@ def basic_plan(shape, key):
             return builtins.max(k.ndim, 1)
         return 1
 
-    consumed = ellipses = plain = 0
-    for k in key:  # one pass; ints and slices, the usual keys, by type alone
+    consumed = ellipses = 0
+    for k in key:  # one pass; ints and slices by type alone
         if type(k) is int or type(k) is slice:
-            plain += 1
+            consumed += 1
         elif k is Ellipsis:
             ellipses += 1
         else:
             consumed += width(k)
-    consumed += plain
     if ellipses > 1:
         raise IndexError("[index] an index can only have a single ellipsis")
     if consumed > len(shape):
         raise IndexError(f"[index] too many indices for a tensor of shape {tuple(shape)}")
-    if plain == len(key):  # nothing but ints and slices
-        return _plain_steps(shape, key), []
     cur = list(shape)
     steps, advanced, dim, src = [], [], 0, 0  # dim: in the result so far; src: in the source
     for k in key:
