@@ -53,6 +53,7 @@ Array binary(BinaryOp op, const Array& a, const Array& b) {
   check_same_device(name, a, b);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   DType t = promote_types(a.dtype(), b.dtype());
+  if (op == BinaryOp::div && !is_floating(t)) t = DType::float32;  // true division: ints give float32 (PyTorch)
   // Kernels work on numbers: bools are computed as int64. Arithmetic on bools stays int64 (NumPy's
   // counting); comparisons give bool anyway; maximum/minimum of bools give bool back.
   const bool bools = t == DType::bool_;

@@ -115,17 +115,11 @@ def mul(a, b): return _binary(B.mul, a, b, _mul_grads)
 
 
 def div(a, b):
-    """True division; integer inputs are divided as float32 (PyTorch's rule)."""
-    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
-        t = a if isinstance(a, Tensor) else b
-        if isinstance(t, Tensor) and t._a.dtype in FLOATING:  # the result is t's dtype: no int rule
-            out = _with_number(B.div, a, b)
-            if out is not None:
-                return out
-        a, b = _operands(a, b)
-    if a._a.dtype not in FLOATING and b._a.dtype not in FLOATING:
-        a, b = a.float(), b.float()
-    return _binary(B.div, a, b, lambda g, a, b, o: (g / b, -g * wrap(o) / b))
+    """True division; integer inputs are divided as float32 (PyTorch's rule, in core/elementwise.cpp)."""
+    return _binary(B.div, a, b, _div_grads)
+
+
+def _div_grads(g, a, b, o): return g / b, -g * wrap(o) / b
 
 
 def _pow_grads(g, a, b, out):
