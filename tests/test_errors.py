@@ -1,5 +1,6 @@
 """Every bad input is a Python exception of the right type whose message names the op and the
 offending shapes or values ("[op] message (shapes ...)"): no crash, no silent garbage."""
+import os
 import re
 
 import numpy as np
@@ -471,3 +472,13 @@ def test_layer_and_loss_arguments(make, fragments):
 def test_layer_dims_must_be_ints(make, fragments):
     with raises(TypeError, *fragments):
         make()
+
+
+def test_computed_result_larger_than_memory_is_refused_before_allocation():
+    """A result no machine's memory holds (an op on a stride-0 view of a small tensor) is a
+    MemoryError from the CPU allocator, not an overcommitted block that kills the process later."""
+    host = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    rows = host // 4 // 2 ** 20 + 1  # float32 rows of 2^20: one row more than the machine holds
+    x = em.ones(1, 2 ** 20).expand(rows, 2 ** 20)
+    with pytest.raises(MemoryError, match="more than this machine's memory"):
+        x + 1.0

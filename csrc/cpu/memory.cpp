@@ -1,5 +1,6 @@
 // CPU memory: 64-byte aligned (one cache line, one AVX-512 register), so vector loads of a fresh
-// array never straddle lines. Allocation failures become MemoryError with the size.
+// array never straddle lines. Allocation failures, and requests larger than the machine's memory,
+// become MemoryError with the size.
 //
 // Freed blocks are kept in a cache, by rounded size, and handed out again for the same size:
 //  - large ones (>= 128 KiB, glibc's default mmap threshold) because a fresh large allocation is an
@@ -13,6 +14,7 @@
 // Each block carries its rounded size in a 64-byte header in front of it (so the data stays
 // aligned and freeing needs no lookup). The cache holds at most 1 GiB; beyond that blocks go back.
 #include <sys/mman.h>
+#include <unistd.h>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
@@ -42,6 +44,16 @@ size_t round_size(size_t n) {
   return (n + step - 1) / step * step;
 }
 
+// Physical memory (0 where the OS does not say), read once. A request for more is refused before
+// an overcommitting kernel grants it and the process is killed touching the pages.
+size_t host_memory_bytes() {
+  static const size_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : size_t(0);
+  }();
+  return bytes;
+}
+
 }  // namespace
 
 void* allocate(size_t nbytes, int) {
@@ -60,6 +72,10 @@ void* allocate(size_t nbytes, int) {
   // Blocks of 2 MiB and more start on a 2 MiB boundary, so that the kernel can back them with
   // transparent huge pages when asked (madvise needs page-aligned memory; a 64-byte-aligned block
   // from glibc's mmap is not, and the request silently failed).
+  const size_t host = host_memory_bytes();
+  if (host && nbytes > host)
+    fail<OutOfMemory>("alloc", "cannot allocate ", nbytes, " bytes on cpu: more than this machine's memory (", host,
+                      " bytes)");
   const bool huge = rounded >= kHugePage;
   const size_t align = huge ? kHugePage : 64, bytes = huge ? (rounded + kHeader + kHugePage - 1) / kHugePage * kHugePage
                                                            : rounded + kHeader;

@@ -126,16 +126,15 @@ def _resolve_dtype(dtype, default=_dt.float32):
 
 
 def _filled(op, size, fill_value, dtype, device, requires_grad) -> Tensor:
-    """A tensor of `size` (ints, or one sequence of them) holding fill_value. The common case runs
-    on the binding's own shape conversion and one product for the memory check; anything it refuses
-    is then checked again here, the slow way, for an error that names the op."""
+    """A tensor of `size` (ints, or one sequence of them) holding fill_value. The common case is the
+    binding's shape conversion and the core's checks (negative sizes, byte counts past 2^63 or past
+    the machine's memory); anything they refuse is checked again here, the slow way, for an error
+    that names the op."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = size[0]
     dtype = "float32" if dtype is None else _dt.get_dtype(dtype).name
     device = "cpu" if device is None else _dev(device)
     try:
-        if math.prod(size) * _dt.get_dtype(dtype).itemsize > _size_limit(device)[0]:
-            raise MemoryError
         a = _C.full(size, float(fill_value), dtype, device)
     except (TypeError, ValueError, MemoryError):
         _check_size(op, _shape(size, op), dtype, device)  # raises the op's TypeError/ValueError/MemoryError
