@@ -171,7 +171,8 @@ def _is_numpy_dtype_name(s):
 
 
 def cat(tensors, dim=0):
-    tensors = list(tensors)
+    if type(tensors) is not list and type(tensors) is not tuple:  # a generator, say; lists pass as they are
+        tensors = list(tensors)
     if not tensors:
         raise ValueError("[cat] expects a non-empty list of tensors")
     out = _C.cat([t._a for t in tensors], dim)
