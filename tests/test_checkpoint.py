@@ -74,3 +74,15 @@ def test_model_checkpoint_keeps_the_last_good_file(tmp_path):
     assert "nan" in h.stop_reason
     assert path.read_bytes() == saved   # the checkpoint of the last good epoch is untouched
     assert set(good) == {"0.weight", "0.bias"} and all(np.all(np.isfinite(v)) for v in good.values())
+
+
+def test_model_checkpoint_creates_its_folders(tmp_path):
+    """A filepath in folders that do not exist yet (one per epoch, even) is created, as in Keras."""
+    x = np.ones((8, 4), np.float32)
+    model = nn.Sequential(nn.Dense(1, input_shape=(4,)))
+    model.compile(optimizer="sgd", loss="mse")
+    pattern = str(tmp_path / "runs" / "e{epoch}" / "weights.safetensors")
+    model.fit(x, x[:, :1], epochs=2, verbose=0, callbacks=[em.callbacks.ModelCheckpoint(pattern, monitor="loss")])
+    for epoch in (1, 2):
+        assert set(em.load(pattern.format(epoch=epoch))) == {"0.weight", "0.bias"}
+

@@ -119,6 +119,7 @@ class ModelCheckpoint(Callback):
                 return
             self.tracker.best = v
         path = self.filepath.format(epoch=epoch + 1, **logs)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # as Keras: "runs/ckpt-{epoch}" needs no mkdir
         if self.save_weights_only:
             io.save(self.model.state_dict(), path)
         else:
