@@ -109,7 +109,8 @@ RnnSequence rnn_sequence_forward(RnnKind kind, Array xg, const Array& w_hh, cons
   const int64_t T = xg.shape(0), B = h0.shape(0), H = h0.shape(1);
   const Device dev = h0.device();
   const Array b_hh = b_hh_in.defined() ? b_hh_in.contiguous() : Array();
-  RnnSequence s{kind, reverse, lengths};
+  RnnSequence s;
+  s.kind = kind, s.reverse = reverse, s.lengths = lengths;
   s.gates = xg;
   s.y = Array::empty({T + 2, B, H}, h0.dtype(), dev);
   s.hs = Array::empty({T + 1, B, H}, h0.dtype(), dev);
