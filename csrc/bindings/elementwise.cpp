@@ -24,6 +24,7 @@ void init_elementwise(py::module_& m) {
       .value("boolean", ScalarKind::boolean).value("integer", ScalarKind::integer).value("real", ScalarKind::real);
   m.def("binary", &binary);
   m.def("binary_scalar", &binary_scalar);
+  m.def("number_like", &number_like);
   m.def("where", &where);
 }
 

@@ -71,8 +71,12 @@ static DType scalar_dtype(ScalarKind kind, DType like) {
   return like;
 }
 
+Array number_like(const Array& like, double value, ScalarKind kind) {
+  return full({}, value, scalar_dtype(kind, like.dtype()), like.device());
+}
+
 Array binary_scalar(BinaryOp op, const Array& a, double value, ScalarKind kind, bool reversed) {
-  const Array number = full({}, value, scalar_dtype(kind, a.dtype()), a.device());
+  const Array number = number_like(a, value, kind);
   return reversed ? binary(op, number, a) : binary(op, a, number);
 }
 

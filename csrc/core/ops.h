@@ -33,6 +33,8 @@ Array binary(BinaryOp op, const Array& a, const Array& b);
 // and an integer next to a bool array is int64 (PyTorch's rule for Python scalars).
 enum class ScalarKind : uint8_t { boolean, integer, real };
 Array binary_scalar(BinaryOp op, const Array& a, double value, ScalarKind kind, bool reversed);
+// The 0-d array a Python number becomes next to `like` (the dtype rule above, like's device).
+Array number_like(const Array& like, double value, ScalarKind kind);
 Array where(const Array& cond, const Array& a, const Array& b);
 
 // Reductions over any set of dims (empty = all). var uses `correction` (1 = unbiased).

@@ -7,7 +7,6 @@ import builtins
 import numpy as np
 
 from .. import _C
-from .. import dtypes as _dt
 from ..autograd.graph import _state as _grad_state
 from ..autograd.graph import attach
 from ..tensor import Tensor
@@ -47,40 +46,24 @@ def norm_dim(dim, ndim, op) -> int:
     return dim % n
 
 
-def scalar_dtype(value, like: Tensor):
-    """PyTorch's rule for a Python scalar next to a tensor: it takes the tensor's dtype unless it is
-    a float next to an integer/bool tensor (then float32), or an int next to a bool tensor (int64)."""
-    if isinstance(value, builtins.bool):
-        return like.dtype
-    if isinstance(value, builtins.int):
-        return _dt.int64 if like.dtype == _dt.bool else like.dtype
-    return like.dtype if like.dtype.is_floating_point else _dt.float32
-
-
 FLOATING = frozenset(("float32", "float64", "float16", "bfloat16"))  # floating dtypes, by _C.Array.dtype name
-
-
-def _python_scalar_dtype(kind, like_dtype: str) -> str:
-    """scalar_dtype for a Python bool/int/float next to an array of dtype like_dtype, by name."""
-    if kind is builtins.float:
-        return like_dtype if like_dtype in FLOATING else "float32"
-    if kind is builtins.int and like_dtype == "bool":
-        return "int64"
-    return like_dtype
+SCALAR_KINDS = {builtins.bool: _C.ScalarKind.boolean, builtins.int: _C.ScalarKind.integer,
+                builtins.float: _C.ScalarKind.real}
 
 
 def as_tensor(value, like: Tensor) -> Tensor:
+    """value as a Tensor next to `like`: a Python or NumPy number becomes a 0-d tensor of PyTorch's
+    dtype for it (the rule is the core's, _C.number_like, shared with _C.binary_scalar); anything
+    else goes through em.tensor."""
     if isinstance(value, Tensor):
         return value
-    kind = type(value)
-    if kind is builtins.float or kind is builtins.int or kind is builtins.bool:  # x * 0.5: the common case, by names
-        a = like._a
-        return Tensor._wrap(_C.full((), float(value), _python_scalar_dtype(kind, a.dtype), a.device))
-    if isinstance(value, (builtins.bool, builtins.int, builtins.float, np.number, np.bool_)) and not isinstance(value, np.ndarray):
+    kind = SCALAR_KINDS.get(type(value))  # x * 0.5: the common case, by type alone
+    if kind is None and isinstance(value, (builtins.bool, builtins.int, builtins.float, np.number, np.bool_)):
         if isinstance(value, np.generic):
             value = value.item()
-        dt = scalar_dtype(value, like)
-        return Tensor._wrap(_C.full([], float(value), dt.name, like._a.device))
+        kind = SCALAR_KINDS[next(t for t in SCALAR_KINDS if isinstance(value, t))]  # bool before int
+    if kind is not None:
+        return Tensor._wrap(_C.number_like(like._a, float(value), kind))
     return tensor(value, device=like.device)
 
 

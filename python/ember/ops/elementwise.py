@@ -6,7 +6,7 @@ import math
 
 from .. import _C
 from ..tensor import Tensor
-from ._util import FLOATING, as_tensor, make, records, unbroadcast, wrap
+from ._util import FLOATING, SCALAR_KINDS, as_tensor, make, records, unbroadcast, wrap
 
 U, B = _C.UnaryOp, _C.BinaryOp
 
@@ -67,9 +67,6 @@ def _operands(a, b):
     raise TypeError(f"[binary] expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
 
 
-_SCALAR_KINDS = {bool: _C.ScalarKind.boolean, int: _C.ScalarKind.integer, float: _C.ScalarKind.real}
-
-
 def _with_number(op, a, b):
     """tensor (op) Python number, or number (op) tensor, outside the graph: one core call, the number
     never a Tensor (x * 0.5 cost twice x * y that way). None where it does not apply: a graph to
@@ -80,7 +77,7 @@ def _with_number(op, a, b):
         t, number, reversed_ = b, a, True
     else:
         return None
-    kind = _SCALAR_KINDS.get(type(number))
+    kind = SCALAR_KINDS.get(type(number))
     if kind is None or records(t):
         return None
     return wrap(_C.binary_scalar(op, t._a, number, kind, reversed_))

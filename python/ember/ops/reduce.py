@@ -166,7 +166,7 @@ def all(x, dim=None, keepdim=False):  # noqa: A001
     return wrap(_reduce(R.sum, (x == 0).long(), dim, keepdim, "all")) == 0
 
 
-# ---- softmax family: forward from one fused kernel (logsumexp from several), closed-form backwards ---------------------
+# ---- softmax family: one fused forward kernel (logsumexp: several), closed-form backwards --------
 
 def _shifted(x, dim, op):
     """x - max(x, dim) (detached arrays), so exp never overflows."""
