@@ -22,6 +22,7 @@
 #include "core/dispatch.h"
 #include "core/philox.h"
 #include "cpu/gemm.h"
+#include "cpu/row_math.h"
 #include "cpu/simd/kernels.h"
 
 namespace ember::cpu {
@@ -51,21 +52,6 @@ Shape4 shape_of(const Array& q, const Array& v) {
 template <typename T> int64_t kt_head_size(const Shape4& s) { return s.key_blocks() * packed_b_size<T>(s.D, kKeyBlock); }
 template <typename T> int64_t kv_head_size(const Shape4& s, int64_t cols) {
   return s.key_blocks() * packed_b_size<T>(kKeyBlock, cols);
-}
-
-template <typename T> T row_max(const T* x, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) return simd().max_f32(x, n);
-  T m = -std::numeric_limits<T>::infinity();
-  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
-  return m;
-}
-
-// out = exp(x - shift), returning the sum.
-template <typename T> T exp_shifted(const T* x, T shift, T* out, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) return T(simd().exp_sum_f32(x, shift, out, n));
-  T s = 0;
-  for (int64_t i = 0; i < n; ++i) s += (out[i] = std::exp(x[i] - shift));
-  return s;
 }
 
 // The mask as a strided (B, H, Tq, Tk) view (broadcast dims have stride 0), bool (false = masked

@@ -9,7 +9,7 @@
 #include "core/backend.h"
 #include "core/dispatch.h"
 #include "cpu/parallel.h"
-#include "cpu/simd/kernels.h"
+#include "cpu/row_math.h"
 
 namespace ember::cpu {
 namespace {
@@ -28,20 +28,6 @@ template <typename T>
 T row_sum(const T* x, int64_t c) {
   T s = 0;
   for (int64_t j = 0; j < c; ++j) s += x[j];
-  return s;
-}
-
-// The row's max (NaN if it holds one) and, written into out, exp(x - max), returning their sum.
-float row_max(const float* x, int64_t n) { return simd().max_f32(x, n); }
-double row_max(const double* x, int64_t n) {
-  double m = x[0];
-  for (int64_t j = 1; j < n; ++j) m = (x[j] > m || std::isnan(x[j])) && !std::isnan(m) ? x[j] : m;
-  return m;
-}
-double exp_sum(const float* x, float shift, float* out, int64_t n) { return simd().exp_sum_f32(x, shift, out, n); }
-double exp_sum(const double* x, double shift, double* out, int64_t n) {
-  double s = 0;
-  for (int64_t j = 0; j < n; ++j) s += out[j] = std::exp(x[j] - shift);
   return s;
 }
 
@@ -104,7 +90,7 @@ void softmax(const Array& x, Array& out, bool log) {
         const T* in = x.data<T>() + r * n;
         T* o = out.data<T>() + r * n;
         const T m = row_max(in, n);
-        const double s = exp_sum(in, m, o, n);
+        const T s = exp_shifted(in, m, o, n);
         if (log) {
           const T shift = T(m + std::log(s));
           for (int64_t j = 0; j < n; ++j) o[j] = in[j] - shift;
