@@ -99,6 +99,17 @@ def test_short_and_narrow_products(mkn, la, lb, dtype):
     _check_product(_laid_out(r, (m, k), la, dtype), _laid_out(r, (k, n), lb, dtype))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mkn", [(100, 257, 40), (100, 1031, 16), (98, 513, 45), (101, 257, 16), (4, 2049, 100)],
+                         ids=str)
+def test_ragged_row_tiles_with_odd_depth(mkn, dtype):
+    """Last row blocks of 4 or fewer rows (and 16-column panels), whose tiles split the depth over
+    several accumulator sets: every depth left over by that split (K odd, K = 1 mod 4)."""
+    r, _ = rng()
+    m, k, n = mkn
+    _check_product(_laid_out(r, (m, k), "n", dtype), _laid_out(r, (k, n), "t", dtype))
+
+
 @pytest.mark.parametrize("la", LAYOUTS)
 @pytest.mark.parametrize("lb", LAYOUTS)
 @pytest.mark.parametrize("shapes", [((9, 8, 8), (9, 8, 8)), ((5, 17, 20), (5, 20, 3)), ((3, 1, 50), (3, 50, 40)),

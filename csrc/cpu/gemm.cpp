@@ -578,12 +578,24 @@ void gemm_packed(int64_t m, int64_t n, int64_t k, const T* Ap, const T* Bp, T* c
   const int mr = gemm_mr<T>(), nr = gemm_nr<T>();
   const GemmMicrokernel<T> kernel = microkernel<T>();
   GemmStore<T> st{alpha, beta, true, true, nullptr, Activation::none};
-  for (int64_t i = 0; i < m; i += mr)
-    for (int64_t j = 0; j < n; j += nr) {
-      st.bias = bias ? bias + j : nullptr;
-      kernel(k, Ap + i * k, Bp + j * k, c + i * ldc + j, ldc, int(std::min<int64_t>(mr, m - i)),
-             int(std::min<int64_t>(nr, n - j)), st);
-    }
+  auto tile = [&](int64_t i, int64_t j) {
+    st.bias = bias ? bias + j : nullptr;
+    kernel(k, Ap + i * k, Bp + j * k, c + i * ldc + j, ldc, int(std::min<int64_t>(mr, m - i)),
+           int(std::min<int64_t>(nr, n - j)), st);
+  };
+  // Rows outside keeps an A micro-panel in L1 while all of B streams past it, once per MR rows. Past
+  // KC (blocking()) that panel no longer fits L1, so nothing is gained and B is re-read for nothing:
+  // then the columns go outside, each B micro-panel read once and reused from L2 by every row block
+  // (an LSTM H = 256 backward, 16 x 1024 @ 1024 x 256 per thread and step: CPU time of 200 passes
+  // 1.63-1.73 -> 1.53-1.68 s, 32 rows per thread 2.72-2.88 -> 2.58-2.60 s; its forward, k = 256,
+  // measured no better that way).
+  if (k > blocking<T>().kc) {
+    for (int64_t j = 0; j < n; j += nr)
+      for (int64_t i = 0; i < m; i += mr) tile(i, j);
+  } else {
+    for (int64_t i = 0; i < m; i += mr)
+      for (int64_t j = 0; j < n; j += nr) tile(i, j);
+  }
 }
 
 #define EMBER_GEMM_BLOCKS(T)                                                                          \
