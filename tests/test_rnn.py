@@ -229,3 +229,28 @@ def test_empty_batch():
         out, _ = cls(4, 32)(x)
         out.sum().backward()
         assert out.shape == (5, 0, 32) and x.grad.shape == (5, 0, 4)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "RNN", "GRU"])
+def test_frozen_weights_leave_the_other_weight_gradient_unchanged(mode):
+    """With both weights trainable, outside the GRU the two weight gradients come from one product
+    (ops/rnn.py _weight_grads); freezing either takes the separate products: the same values."""
+    r, _ = rng()
+    model = getattr(nn, mode)(5, 7).double()
+    x, w = r.standard_normal((6, 3, 5)), r.standard_normal((6, 3, 7))
+
+    def grads():
+        for p in model.parameters():
+            p.grad = None
+        out, _ = model(em.tensor(x))
+        (out * em.tensor(w)).sum().backward()
+        return {n: None if p.grad is None else p.grad.numpy() for n, p in model.named_parameters()}
+
+    both = grads()
+    for frozen in ("weight_ih_l0", "weight_hh_l0"):
+        getattr(model, frozen).requires_grad = False
+        one = grads()
+        getattr(model, frozen).requires_grad = True
+        assert one[frozen] is None
+        other = "weight_hh_l0" if frozen == "weight_ih_l0" else "weight_ih_l0"
+        assert_close(one[other], both[other], 1e-12, msg=f"{mode} {other} with {frozen} frozen")
