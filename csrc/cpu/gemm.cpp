@@ -353,6 +353,13 @@ void store_products(const Problem<T>& p, const T* acc, int64_t rows, int64_t col
     }
 }
 
+// alpha = 1, beta = 0, no bias, no activation: C is just the products, so a kernel writes them
+// into C itself (store_products' pass over a 16384 x 64 @ 64 x 1 product took 28% of it).
+template <typename T>
+bool plain_products(const Problem<T>& p) {
+  return p.alpha == T(1) && p.beta == T(0) && !p.bias && p.act == Activation::none;
+}
+
 template <typename T>
 bool gemv(const Problem<T>& p, int threads) {
   const bool column = p.n == 1;  // C = A @ b; otherwise p.m == 1: C = a @ B
@@ -369,7 +376,8 @@ bool gemv(const Problem<T>& p, int threads) {
     for (int64_t i = 0; i < p.k; ++i) packed[i] = vec[i * vs];
     vec = packed;
   }
-  T* acc = tl_out.get<T>(size_t(outs));
+  const bool in_place = plain_products(p) && (!column || p.ldc == 1 || outs == 1);
+  T* acc = in_place ? p.c : tl_out.get<T>(size_t(outs));
   const GemvKernels<T> kern = gemv_kernels<T>();
   auto part = [&](int64_t o0, int64_t o1) {
     if (dot) kern.dot(mat + o0 * ro, ro, o1 - o0, p.k, vec, acc + o0);
@@ -383,7 +391,7 @@ bool gemv(const Problem<T>& p, int threads) {
   } else {
     part(0, outs);
   }
-  store_products(p, acc, column ? outs : 1, column ? 1 : outs);
+  if (!in_place) store_products(p, acc, column ? outs : 1, column ? 1 : outs);
   return true;
 }
 
@@ -400,10 +408,12 @@ template <typename T>
 bool gemm_few_rows(const Problem<T>& p) {
   const double flops = 2.0 * double(p.m) * double(p.n) * double(p.k);
   if (p.m > kDotMaxRows || p.k < kDotMinDepth || p.csa != 1 || p.rsb != 1 || flops >= kSerialFlops) return false;
-  T* acc = tl_out.get<T>(size_t(p.m * p.n));
-  if constexpr (std::is_same_v<T, float>) gemm_kernels().gemm_dot_f32(p.a, p.rsa, p.b, p.csb, p.m, p.n, p.k, acc, p.n);
-  else gemm_kernels().gemm_dot_f64(p.a, p.rsa, p.b, p.csb, p.m, p.n, p.k, acc, p.n);
-  store_products(p, acc, p.m, p.n);
+  const bool in_place = plain_products(p);
+  T* acc = in_place ? p.c : tl_out.get<T>(size_t(p.m * p.n));
+  const int64_t ld = in_place ? p.ldc : p.n;
+  if constexpr (std::is_same_v<T, float>) gemm_kernels().gemm_dot_f32(p.a, p.rsa, p.b, p.csb, p.m, p.n, p.k, acc, ld);
+  else gemm_kernels().gemm_dot_f64(p.a, p.rsa, p.b, p.csb, p.m, p.n, p.k, acc, ld);
+  if (!in_place) store_products(p, acc, p.m, p.n);
   return true;
 }
 

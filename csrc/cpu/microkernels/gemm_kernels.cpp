@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -357,11 +358,30 @@ void pack_transpose_f32(const float* src, int64_t ld, int64_t rows, int64_t kc, 
 // Memory-bound: each matrix element is loaded once and used in one FMA, so the loops keep several
 // independent streams in flight (4 rows, or 4 rows of k) rather than chase the FMA peak.
 
+// The sum of a vector's lanes as a tree of halves (16 lanes: 4 shuffle-adds), not a chain of 15
+// dependent lane-by-lane adds: a matrix-vector product ends every output in one (one AVX-512
+// thread, 16384x64 @ 64x1: 59-63 -> 53-54 us).
+template <typename T, int N>
+struct LanesOf {
+  typedef T type __attribute__((vector_size(N * sizeof(T))));
+};
+template <typename T, int N>
+using Lanes = typename LanesOf<T, N>::type;
+
+template <typename T, int N, size_t... I>
+inline T tree_sum(Lanes<T, N> v, std::index_sequence<I...>) {
+  if constexpr (N == 1) {
+    return v[0];
+  } else {
+    const Lanes<T, N / 2> half = __builtin_shufflevector(v, v, I...) + __builtin_shufflevector(v, v, (I + N / 2)...);
+    return tree_sum<T, N / 2>(half, std::make_index_sequence<N / 4 ? N / 4 : 1>());
+  }
+}
+
 template <typename T>
 inline T hsum(Vec<T> v) {
-  T s = 0;
-  for (int l = 0; l < kLanes<T>; ++l) s += v[l];
-  return s;
+  constexpr int N = kLanes<T>;
+  return tree_sum<T, N>(Lanes<T, N>(v), std::make_index_sequence<N / 2>());
 }
 
 // 4 rows at a time against one vector load of v: 4 accumulator chains, 4 memory streams.
@@ -375,8 +395,10 @@ void gemv_dot(const T* P, int64_t ld, int64_t rows, int64_t k, const T* v, T* ou
     Vec<T> acc[4] = {};
     for (int64_t p = 0; p < kv; p += L) {
       const Vec<T> x = load(v + p);
+#pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) acc[q] += load(r[q] + p) * x;
     }
+#pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
       T s = hsum<T>(acc[q]);
       for (int64_t p = kv; p < k; ++p) s += r[q][p] * v[p];
