@@ -61,6 +61,21 @@ def test_state_dict_round_trip_and_strict():
         b.load_state_dict(sd)
 
 
+def test_state_dict_values_are_detached_aliases_unless_keep_vars():
+    """As in PyTorch: outside the graph, sharing the module's storage; keep_vars gives the
+    Parameters themselves."""
+    m = nn.Linear(3, 2)
+    sd = m.state_dict()
+    assert not any(v.requires_grad for v in sd.values())
+    assert sd["weight"]._a.same_storage(m.weight._a)
+    sd["bias"]._a.copy_(em.full((2,), 7.0)._a)
+    assert np.all(m.bias.detach().numpy() == 7.0)
+    kept = m.state_dict(keep_vars=True)
+    assert kept["weight"] is m.weight and kept["bias"].requires_grad
+    m(em.randn(4, 3)).sum().backward()
+    assert kept["weight"].grad is not None and m.state_dict()["weight"].grad is None
+
+
 def test_load_state_dict_writes_in_place():
     m = nn.Linear(2, 2)
     w = m.weight

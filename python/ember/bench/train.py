@@ -82,7 +82,7 @@ def _torch_step(torch, weights, device):
 def _agree(e_model, e_loss, t_model, t_loss):
     """Same loss and same first-layer weight gradient (Adam's first step, lr * g / |g|, would turn
     rounding-level differences of tiny gradients into lr-sized ones, so gradients are compared)."""
-    e_g = e_model.state_dict()["0.weight"].grad.cpu().numpy()
+    e_g = e_model.state_dict(keep_vars=True)["0.weight"].grad.cpu().numpy()
     t_g = t_model[0].weight.grad.detach().cpu().numpy()
     scale = np.abs(t_g).max()
     return abs(e_loss - t_loss) <= 1e-5 * max(1.0, abs(t_loss)) and np.allclose(e_g, t_g, rtol=1e-3, atol=1e-4 * scale)

@@ -216,8 +216,8 @@ class DistributedDataParallel(nn.Module):
         self._handles.clear()
 
     # state_dict/load_state_dict of the wrapped module itself, without a "module." prefix
-    def state_dict(self):
-        return self.module.state_dict()
+    def state_dict(self, keep_vars=False):
+        return self.module.state_dict(keep_vars)
 
     def load_state_dict(self, state_dict, strict=True):
         return self.module.load_state_dict(state_dict, strict)

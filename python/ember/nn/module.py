@@ -130,15 +130,17 @@ class Module:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ---- state -------------------------------------------------------------------------------
-    def state_dict(self):
-        """Parameters and persistent buffers by dotted name (the tensors themselves, not copies)."""
+    def state_dict(self, keep_vars=False):
+        """Parameters and persistent buffers by dotted name, as PyTorch gives them: tensors outside
+        the graph that share the module's storage (no copies; writing into one writes the module),
+        or with keep_vars=True the Parameter objects themselves (requires_grad, .grad)."""
         out = OrderedDict()
         for mprefix, m in self.named_modules():
             skip = m.__dict__.get("_non_persistent", ())
             for table in (m._parameters, m._buffers):
                 for name, t in table.items():
                     if t is not None and name not in skip:
-                        out[f"{mprefix}.{name}" if mprefix else name] = t
+                        out[f"{mprefix}.{name}" if mprefix else name] = t if keep_vars else t.detach()
         return out
 
     def load_state_dict(self, state_dict, strict=True):
