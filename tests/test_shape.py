@@ -114,6 +114,29 @@ def test_bool_mask(mask_shape, device):
     check_op(lambda x: x[m], lambda x: x[mask], [(4, 5)], device)
 
 
+MASK_2D = np.array([[True, False, True, True], [False, True, True, False], [True, True, False, False]])  # 7 True
+MASK_45 = np.arange(20).reshape(4, 5) % 3 == 0
+MIXED_MASK_KEYS = [True, False, (0, True), (slice(None), True, 1), (True, True), (True, False), (Ellipsis, False),
+                   (None, True, 0), (True, [0, 1]), ([1, 0], True), (MASK_2D, [0, 1, 3, 2, 1, 0, 4]), (MASK_2D, 1),
+                   (MASK_2D, slice(1, 3)), (True, MASK_2D), (MASK_2D, True), (1, MASK_45), (slice(None), MASK_45)]
+
+
+@pytest.mark.parametrize("key", MIXED_MASK_KEYS, ids=str)
+def test_python_bools_and_masks_beside_other_keys(key, device):
+    """A Python bool is a 0-d mask (a new dim of size 1 or 0, as NumPy and PyTorch read it), not the
+    integer 1 or 0; an n-d mask followed by more array indices: NumPy's result and gradient."""
+    a = np.arange(60.0).reshape(3, 4, 5)
+    ekey = tuple(em.tensor(k, device=device) if isinstance(k, np.ndarray) else k for k in key) \
+        if isinstance(key, tuple) else key
+    x = em.tensor(a, requires_grad=True, device=device)
+    y = x[ekey]
+    np.testing.assert_array_equal(y.detach().cpu().numpy(), a[key])
+    (y * 2).sum().backward()
+    want = np.zeros_like(a)
+    np.add.at(want, key, 2)
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), want)
+
+
 def test_bool_mask_from_comparison(device):
     x = em.tensor([[1.0, -2.0], [3.0, -4.0]], device=device)
     assert x[x > 0].tolist() == [1.0, 3.0]

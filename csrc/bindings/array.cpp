@@ -7,8 +7,9 @@ static DType dt(const std::string& s) { return dtype_from_name(s); }
 static Device dev(const std::string& s) { return Device::parse(s); }
 
 // A Python key of ints, slices, None and Ellipsis (or one of them) as IndexEntry's. Anything else
-// (a tensor, list or array: advanced indexing; a slice bound that is not an integer; an int past
-// int64) is a TypeError, and the Python layer's general plan takes the key.
+// (a tensor, list or array: advanced indexing; a bool, which NumPy and PyTorch read as a 0-d mask,
+// not as 0 or 1; a slice bound that is not an integer; an int past int64) is a TypeError, and the
+// Python layer's general plan takes the key.
 static std::vector<IndexEntry> basic_key(py::handle key) {
   std::vector<IndexEntry> out;
   auto refuse = [] {
@@ -16,7 +17,7 @@ static std::vector<IndexEntry> basic_key(py::handle key) {
     throw py::type_error("not a basic index");
   };
   auto add = [&out, &refuse](PyObject* k) {
-    if (PyLong_Check(k)) {
+    if (PyLong_Check(k) && !PyBool_Check(k)) {
       const long long v = PyLong_AsLongLong(k);
       if (v == -1 && PyErr_Occurred()) refuse();
       out.push_back({IndexEntry::integer, v});

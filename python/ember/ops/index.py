@@ -78,14 +78,17 @@ def advanced_index(y, advanced):
     """y[..., idx, ...] for the (position, key) entries left by basic indexing (NumPy's rules: one
     block of adjacent array indices stays in place; separated ones move to the front)."""
     keys = []
-    for pos, k in reversed(advanced):  # right to left, so merging dims keeps earlier positions valid
+    for pos, k in reversed(advanced):  # right to left, so merging dims keeps the positions left of it valid
         k = _index_tensor(k, y)
         if k.dtype == _dt.bool:
             nd = builtins.max(k.ndim, 1)
             if tuple(k.shape) != tuple(y.shape[pos:pos + nd]) and k.ndim:
                 raise IndexError(f"[index] boolean index of shape {k.shape} does not match the indexed "
                                  f"shape {tuple(y.shape[pos:pos + nd])}")
+            # its nd dims become one (a 0-d mask adds one): the keys already taken, right of it, move
             y = _merge_dims(y, pos, nd) if k.ndim else y.unsqueeze(pos)
+            shift = 1 - k.ndim
+            keys = [(p + shift, key) for p, key in keys]
             k = wrap(_C.nonzero_flat(k._a))
         keys.append((pos, k))
     keys.reverse()

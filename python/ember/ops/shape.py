@@ -271,7 +271,7 @@ def basic_plan(shape, key):
         key = (key,)
 
     def width(k):  # dims of the source a key entry consumes
-        if k is None or k is Ellipsis:
+        if k is None or k is Ellipsis or type(k) is bool:  # a Python bool: a 0-d mask, a new dim
             return 0
         if isinstance(k, Tensor) and k.dtype == _dt.bool:
             return builtins.max(k.ndim, 1)
@@ -305,7 +305,7 @@ def basic_plan(shape, key):
                 steps.append(step)
             dim += 1
             src += 1
-        elif _is_advanced(k):
+        elif _is_advanced(k) or type(k) is bool:
             advanced.append((dim, k))
             dim += width(k)
             src += width(k)
