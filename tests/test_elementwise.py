@@ -219,6 +219,18 @@ def test_where(shapes, device):
 def test_where_scalars(device):
     x = em.tensor([-1.0, 2.0, -3.0], device=device)
     assert em.where(x > 0, x, 0.0).tolist() == [0.0, 2.0, 0.0]
+    assert em.where([True, False, True], x, 0.0).tolist() == [-1.0, 0.0, -3.0]
+    assert em.where(False, x, 1.0).tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("cond", [[1.0, 0.0, 2.0], [1, 0, 1], np.array([0.5, 0.0, 1.0])], ids=str)
+def test_where_refuses_a_number_condition(cond, device):
+    """As PyTorch: a float or integer condition is a TypeError, not read as "non-zero"."""
+    x = em.tensor([-1.0, 2.0, -3.0], device=device)
+    c = em.tensor(cond, device=device)
+    for given in (c, cond):
+        with pytest.raises(TypeError, match=r"\[where\] the condition must be bool, got (float|int)"):
+            em.where(given, x, 0.0)
 
 
 def test_bool_comparisons_and_extremes(device):

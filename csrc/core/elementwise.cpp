@@ -84,8 +84,12 @@ Array where(const Array& cond, const Array& a, const Array& b) {
   check_same_device("where", cond, a);
   check_same_device("where", a, b);
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  // As PyTorch: a number condition is refused, not read as "non-zero" (a float mask passed by mistake
+  // would pick silently).
+  EMBER_CHECK_T(TypeError, cond.dtype() == DType::bool_, "where", "the condition must be bool, got ",
+                dtype_name(cond.dtype()), " (shape ", shape_str(cond.shape()), ")");
   DType t = promote_types(a.dtype(), b.dtype());
-  Array c = cond.astype(DType::bool_).expand(shape);
+  Array c = cond.expand(shape);
   Array ea = a.astype(t).expand(shape), eb = b.astype(t).expand(shape);
   Array out = Array::empty(shape, t, a.device());
   EMBER_ON_DEVICE(a.device(), where, c, ea, eb, out);

@@ -7,6 +7,7 @@ import math
 from .. import _C
 from ..tensor import Tensor
 from ._util import FLOATING, SCALAR_KINDS, as_tensor, make, records, unbroadcast, wrap
+from .creation import tensor
 
 U, B = _C.UnaryOp, _C.BinaryOp
 
@@ -185,7 +186,8 @@ def where(cond, a, b):
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
     b = as_tensor(b, a)
-    cond = as_tensor(cond, a).bool() if not isinstance(cond, Tensor) else cond
+    if not isinstance(cond, Tensor):  # a bool, list or array keeps its own dtype: the core refuses non-bool
+        cond = tensor(cond, device=a.device)
     out = _C.where(cond._a, a._a, b._a)
 
     def backward(g):
