@@ -95,3 +95,17 @@ def test_demo_trains_the_digits_to_97_percent_and_saves(tmp_path):
     model.eval()
     pred = model.predict(x_test).argmax(1)
     assert abs(100 * (pred == y_test).mean() - acc) < 0.01
+
+
+def test_a_suite_that_cannot_run_here_is_skipped_over_all_and_fails_named(monkeypatch, capsys):
+    """Without mpiexec the distributed suite cannot run: `bench` over every suite says so and goes on
+    (it used to stop there); `bench distributed` named alone exits with the reason."""
+    import ember.__main__ as cli
+    import ember.bench
+    monkeypatch.setattr(ember.bench, "SUITES", {"distributed": "ember.bench.distributed"})
+    monkeypatch.setenv("PATH", "")
+    parser = cli._parser()
+    cli.bench(parser.parse_args(["bench", "--quick"]))
+    assert "skipped distributed: [bench distributed] needs mpiexec and mpi4py" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="needs mpiexec"):
+        cli.bench(parser.parse_args(["bench", "--quick", "distributed"]))

@@ -13,6 +13,7 @@ checked there), and each all-reduce must return the exact sum of small integers.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ import time
 
 import numpy as np
 
-from .harness import Result
+from .harness import Result, SuiteUnavailable
 
 NAN = float("nan")
 CONFIGS = [("1 proc x 1 thread", 1, 1), ("1 proc x 2 threads", 1, 2), ("2 procs x 1 thread", 2, 1)]
@@ -191,9 +192,9 @@ def allreduce_cases(sizes, repeat, out):
 
 def run(device="cpu", quick=False, repeat=20):
     if str(device) != "cpu":
-        raise ValueError("[bench distributed] measures the MPI (CPU) path; the NCCL path is tested with -m cuda")
-    if shutil.which("mpiexec") is None:
-        raise RuntimeError("[bench distributed] needs mpiexec and mpi4py: pip install 'ember[dist]'")
+        raise SuiteUnavailable("[bench distributed] measures the MPI (CPU) path; the NCCL path is tested with -m cuda")
+    if shutil.which("mpiexec") is None or importlib.util.find_spec("mpi4py") is None:
+        raise SuiteUnavailable("[bench distributed] needs mpiexec and mpi4py: pip install 'ember[dist]'")
     repeat = max(3, repeat // 4)  # each sample is several whole steps
     with tempfile.TemporaryDirectory() as out:
         results = step_cases("cnn", "digits cnn", 128 if quick else 256, 5, repeat, out)

@@ -26,6 +26,11 @@ NAN = float("nan")
 EPS32 = 2.0 ** -24  # float32 unit roundoff: the scale of every tolerance below
 
 
+class SuiteUnavailable(RuntimeError):
+    """A suite cannot run here (a missing peer or tool, a device it does not measure): `python -m
+    ember bench` run over every suite reports it as skipped and goes on; named alone, it fails."""
+
+
 @dataclass
 class Result:
     family: str

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from .. import _C
-from .harness import Result, measure, torch_peer
+from .harness import Result, SuiteUnavailable, measure, torch_peer
 
 UNIT = "kcall/s"
 WORK = 1e6  # rate = WORK / ms / 1e6 = calls per ms = thousands of calls per second
@@ -234,7 +234,7 @@ def _bridge_inference(torch, case, repeat):
 def run(device="cpu", quick=False, repeat=20):
     torch = torch_peer(device)
     if torch is None:
-        raise RuntimeError("the torch suite needs PyTorch: pip install 'ember[torch]'")
+        raise SuiteUnavailable("the torch suite needs PyTorch: pip install 'ember[torch]'")
     if str(device) != "cpu":
-        raise RuntimeError("the torch suite runs on the CPU (the CUDA bridge is covered by the cuda tests)")
+        raise SuiteUnavailable("the torch suite runs on the CPU (the CUDA bridge is covered by the cuda tests)")
     return step_cases(torch, quick, repeat) + bridge_cases(torch, repeat)
