@@ -202,6 +202,22 @@ def test_bad_input_is_reported_clearly():
                   validation_split=0.2)
 
 
+@pytest.mark.parametrize("make,message", [
+    (lambda: em.callbacks.EarlyStopping(patience=-1), r"\[EarlyStopping\] patience must be an int >= 0"),
+    (lambda: em.callbacks.EarlyStopping(patience=1.5), r"\[EarlyStopping\] patience must be an int >= 0"),
+    (lambda: em.callbacks.EarlyStopping(mode="lowest"), r"mode must be 'auto', 'min' or 'max'"),
+    (lambda: em.callbacks.EarlyStopping(min_delta=float("nan")), r"\[EarlyStopping\] min_delta must be a finite"),
+    (lambda: em.callbacks.EarlyStopping(monitor=""), r"\[EarlyStopping\] monitor must be the name"),
+    (lambda: em.callbacks.ModelCheckpoint("m.safetensors", mode="best"), r"mode must be 'auto', 'min' or 'max'"),
+    (lambda: classifier().compile(loss="mse", l2=float("nan")), r"\[compile\] l1 and l2 must be finite and >= 0"),
+    (lambda: classifier().compile(loss="mse", l1=-0.1), r"\[compile\] l1 and l2 must be finite and >= 0"),
+], ids=["patience<0", "patience float", "mode", "min_delta nan", "monitor", "checkpoint mode", "l2 nan", "l1<0"])
+def test_bad_callback_and_regularisation_arguments_fail_when_made(make, message):
+    """Refused where they are given, not at the first epoch (or never, for a NaN penalty)."""
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_float_class_labels_and_column_labels_are_accepted():
     x, y = blobs(n=60)
     model = classifier()

@@ -37,6 +37,17 @@ def _mode_for(monitor, mode):
     return mode
 
 
+def _check_monitor_args(owner, monitor, mode, min_delta=0.0, baseline=None):
+    """A callback's monitor arguments, checked when it is made rather than when training starts."""
+    if not isinstance(monitor, str) or not monitor:
+        raise ValueError(f"[{owner}] monitor must be the name of a logged quantity, got {monitor!r}")
+    _mode_for(monitor, mode)
+    if not math.isfinite(min_delta):  # its sign is ignored, as Keras does
+        raise ValueError(f"[{owner}] min_delta must be a finite number, got {min_delta}")
+    if baseline is not None and math.isnan(baseline):
+        raise ValueError(f"[{owner}] baseline must be a number or None, got {baseline}")
+
+
 class _Monitor:
     """Tracks the best value of a logged quantity (lower or higher is better, by mode)."""
 
@@ -67,6 +78,9 @@ class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None,
                  restore_best_weights=False, verbose=0):
         super().__init__()
+        _check_monitor_args("EarlyStopping", monitor, mode, min_delta, baseline)
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"[EarlyStopping] patience must be an int >= 0, got {patience!r}")
         self.args = (monitor, mode, min_delta, baseline)
         self.patience, self.restore_best_weights, self.verbose = patience, restore_best_weights, verbose
 
@@ -104,6 +118,7 @@ class ModelCheckpoint(Callback):
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto", save_weights_only=True,
                  verbose=0):
         super().__init__()
+        _check_monitor_args("ModelCheckpoint", monitor, mode)
         self.filepath, self.save_best_only, self.save_weights_only = os.fspath(filepath), save_best_only, \
             save_weights_only
         self.args, self.verbose = (monitor, mode), verbose

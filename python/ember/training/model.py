@@ -73,8 +73,8 @@ def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, 
     >= 2 dims: l1 * sum|w| + l2 * sum w^2, added to the loss, so the reported loss includes them)."""
     if loss is None:
         raise ValueError("[compile] a loss is required")
-    if l1 < 0 or l2 < 0:
-        raise ValueError(f"[compile] l1 and l2 must be >= 0, got {l1}, {l2}")
+    if not (0 <= l1 < math.inf and 0 <= l2 < math.inf):  # NaN fails both comparisons
+        raise ValueError(f"[compile] l1 and l2 must be finite and >= 0, got {l1}, {l2}")
     losses = {h: _resolve_loss(s) for h, s in loss.items()} if isinstance(loss, dict) else {None: _resolve_loss(loss)}
     weights = dict(loss_weights or {})
     unknown = [h for h in weights if h not in losses]
