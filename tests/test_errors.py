@@ -339,7 +339,9 @@ def test_zero_sized_shape_with_huge_dims_is_fine():
     (lambda: em.randperm(-2), ValueError, ("[randperm] negative dimension",)),
     (lambda: em.randn(4).chunk(0), ValueError, ("[chunk] chunks must be an int >= 1", "0")),
     (lambda: em.randn(4).chunk(-1), ValueError, ("[chunk] chunks must be an int >= 1", "-1")),
-], ids=["arange-up", "arange-down", "linspace-steps", "eye", "eye-float", "randperm", "chunk-0", "chunk-neg"])
+    (lambda: em.tensor([[1.0, 2.0], [3.0]]), ValueError, ("[tensor] nested sequences must be rectangular",)),
+], ids=["arange-up", "arange-down", "linspace-steps", "eye", "eye-float", "randperm", "chunk-0", "chunk-neg",
+        "ragged"])
 def test_creation_arguments(fn, exc, fragments):
     with raises(exc, *fragments):
         fn()

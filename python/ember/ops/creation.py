@@ -84,7 +84,10 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
         out = Tensor._wrap(a.to(_dev(device)) if device is not None else a)
         return out.requires_grad_(requires_grad) if requires_grad else out
     from_numpy = isinstance(data, np.ndarray) or isinstance(data, np.generic)
-    arr = np.asarray(data)
+    try:
+        arr = np.asarray(data)
+    except ValueError as e:  # NumPy's "inhomogeneous shape": a ragged nested list
+        raise ValueError(f"[tensor] nested sequences must be rectangular (NumPy: {e})") from None
     if arr.dtype == object:
         raise TypeError(f"[tensor] cannot build a tensor from {type(data).__name__} of mixed objects")
     if dtype is not None:
