@@ -326,6 +326,12 @@ def test_huge_tensor_is_a_memory_error(fn, op):
         fn()
 
 
+def test_a_computed_result_too_large_says_its_shape():
+    """A broadcast product of 2^40 float32 (4 TiB): the allocator's refusal names the result's shape."""
+    with raises(MemoryError, "cannot allocate 4398046511104 bytes", "shape (1048576, 1048576) of float32"):
+        em.ones(2 ** 20) * em.ones(2 ** 20, 1)
+
+
 def test_zero_sized_shape_with_huge_dims_is_fine():
     assert em.zeros(2 ** 62, 2 ** 62, 0).shape == (2 ** 62, 2 ** 62, 0)
 

@@ -75,7 +75,12 @@ Array Array::empty(const Shape& shape, DType dtype, Device device) {
   if (has_zero) nbytes = 0, overflow = false;
   EMBER_CHECK_T(OutOfMemory, !overflow, "empty", "shape ", shape_str(shape), " of ", dtype_name(dtype),
                 " needs more than 2^63 bytes");
-  auto st = Storage::allocate(size_t(nbytes), device);
+  std::shared_ptr<Storage> st;
+  try {
+    st = Storage::allocate(size_t(nbytes), device);
+  } catch (const OutOfMemory& e) {  // the allocator knows only a byte count: say what the block was for
+    throw OutOfMemory(cat_str(e.what(), "; for an array of shape ", shape_str(shape), " of ", dtype_name(dtype)));
+  }
   return Array(std::move(st), shape, contiguous_strides(shape), 0, dtype);
 }
 
