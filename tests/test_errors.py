@@ -87,6 +87,14 @@ def test_cat_shape_mismatch(tensors, dim, fragments):
         em.cat(tensors(), dim)
 
 
+@pytest.mark.parametrize("item, name", [(3, "int"), (np.ones(2), "ndarray"), ([1.0, 2.0], "list")], ids=str)
+def test_cat_of_something_not_a_tensor(item, name):
+    with raises(TypeError, "[cat] expects tensors, got", name):
+        em.cat([em.ones(2), item])
+    with raises(TypeError, "[stack] expects tensors, got", name):
+        em.stack([em.ones(2), item])
+
+
 def test_stack_shape_mismatch():
     with raises(ValueError, "[stack]", "(3,)", "(4,)"):
         em.stack([em.randn(3), em.randn(3), em.randn(4)])

@@ -41,6 +41,32 @@ static std::vector<IndexEntry> basic_key(py::handle key) {
   return out;
 }
 
+// The arrays of a list or tuple whose items are Arrays or Python tensors (an Array in `_a`), read
+// here so that cat's Python side hands its list over as it is.
+static std::vector<Array> arrays_of(const char* op, py::handle items) {
+  static PyObject* const array_type = py::type::of<Array>().ptr();
+  static PyObject* const name = PyUnicode_InternFromString("_a");
+  if (!PyList_Check(items.ptr()) && !PyTuple_Check(items.ptr()))
+    throw py::type_error(std::string("[") + op + "] expects a list or tuple of tensors");
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(items.ptr());
+  PyObject** item = PySequence_Fast_ITEMS(items.ptr());
+  std::vector<Array> out;
+  out.reserve(size_t(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (Py_TYPE(item[i]) == reinterpret_cast<PyTypeObject*>(array_type)) {
+      out.push_back(py::handle(item[i]).cast<const Array&>());
+      continue;
+    }
+    py::object a = py::reinterpret_steal<py::object>(PyObject_GetAttr(item[i], name));
+    if (!a || Py_TYPE(a.ptr()) != reinterpret_cast<PyTypeObject*>(array_type)) {
+      PyErr_Clear();
+      throw py::type_error(std::string("[") + op + "] expects tensors, got " + Py_TYPE(item[i])->tp_name);
+    }
+    out.push_back(a.cast<const Array&>());
+  }
+  return out;
+}
+
 void init_array(py::module_& m) {
   py::class_<Array>(m, "Array")
       .def_property_readonly("shape", [](const Array& a) { return a.shape(); })
@@ -81,7 +107,7 @@ void init_array(py::module_& m) {
   m.def("empty", [](const Shape& s, const std::string& t, const std::string& d) { return Array::empty(s, dt(t), dev(d)); });
   m.def("full", [](const Shape& s, double v, const std::string& t, const std::string& d) { return full(s, v, dt(t), dev(d)); });
   m.def("arange", [](double a, double b, double st, const std::string& t, const std::string& d) { return arange(a, b, st, dt(t), dev(d)); });
-  m.def("cat", &cat);
+  m.def("cat", [](py::handle xs, int dim) { return cat(arrays_of("cat", xs), dim); });
   m.def("stack", &stack);
   m.def("promote_types", [](const std::string& a, const std::string& b) { return std::string(dtype_name(promote_types(dt(a), dt(b)))); });
   m.def("broadcast_shapes", [](const Shape& a, const Shape& b) { return broadcast_shapes(a, b, "broadcast"); });
