@@ -1,5 +1,6 @@
 // copy (strided, with dtype conversion), fill and arange on the CPU. copy is the one kernel behind
 // contiguous(), astype(), cat/stack and broadcasting materialisation.
+#include <algorithm>
 #include <cstring>
 #include "core/backend.h"
 #include "core/dispatch.h"
@@ -50,8 +51,14 @@ void fill(Array& dst, double value) {
   dispatch_all(dst.dtype(), "fill", [&](auto tag) {
     using T = decltype(tag);
     T v = std::is_same_v<T, bool> ? T(value != 0) : static_cast<T>(static_cast<compute_t<T>>(value));
-    const Array* ops[1] = {&dst};
     T* d = dst.data<T>();
+    // Every new array is contiguous: one run over its elements, without strided_loop's layout walk
+    // (_C.full 32x32 0.47-0.51 -> 0.40-0.44 us, 1 element 0.37-0.40 -> 0.30-0.34, alternating runs).
+    if (dst.is_contiguous()) {
+      parallel_for(dst.numel(), kGrainElementwise, [&](int64_t b, int64_t e) { std::fill(d + b, d + e, v); });
+      return;
+    }
+    const Array* ops[1] = {&dst};
     strided_loop<1>(dst.shape(), ops, [&](const int64_t* off, const int64_t* inc, int64_t n) {
       for (int64_t i = 0; i < n; ++i) d[off[0] + i * inc[0]] = v;
     });
