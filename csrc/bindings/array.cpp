@@ -42,7 +42,7 @@ static std::vector<IndexEntry> basic_key(py::handle key) {
 }
 
 // The arrays of a list or tuple whose items are Arrays or Python tensors (an Array in `_a`), read
-// here so that cat's Python side hands its list over as it is.
+// here so that cat's and stack's Python side hands its list over as it is.
 static std::vector<Array> arrays_of(const char* op, py::handle items) {
   static PyObject* const array_type = py::type::of<Array>().ptr();
   static PyObject* const name = PyUnicode_InternFromString("_a");
@@ -108,7 +108,7 @@ void init_array(py::module_& m) {
   m.def("full", [](const Shape& s, double v, const std::string& t, const std::string& d) { return full(s, v, dt(t), dev(d)); });
   m.def("arange", [](double a, double b, double st, const std::string& t, const std::string& d) { return arange(a, b, st, dt(t), dev(d)); });
   m.def("cat", [](py::handle xs, int dim) { return cat(arrays_of("cat", xs), dim); });
-  m.def("stack", &stack);
+  m.def("stack", [](py::handle xs, int dim) { return stack(arrays_of("stack", xs), dim); });
   m.def("promote_types", [](const std::string& a, const std::string& b) { return std::string(dtype_name(promote_types(dt(a), dt(b)))); });
   m.def("broadcast_shapes", [](const Shape& a, const Shape& b) { return broadcast_shapes(a, b, "broadcast"); });
 }

@@ -28,6 +28,16 @@ def records(a, b=None) -> bool:
     return (a.requires_grad or (b is not None and b.requires_grad)) and _grad_state.enabled
 
 
+def records_any(tensors) -> bool:
+    """records() for a list of inputs (cat, stack)."""
+    if not _grad_state.enabled:
+        return False
+    for t in tensors:
+        if t.requires_grad:
+            return True
+    return False
+
+
 def norm_dim(dim, ndim, op) -> int:
     """dim in [-ndim, ndim) as a non-negative index (a 0-d tensor accepts 0 and -1, as PyTorch)."""
     n = builtins.max(ndim, 1)
